@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Configures and builds wan-native (Release) into build/. Safe to re-run: only changed files rebuild.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"

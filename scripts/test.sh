@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds everything, and runs the whole test suite (CTest, then the
+# Python shim's pytest when its module was built). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+bash scripts/build.sh
+BUILD_DIR=${BUILD_DIR:-build}
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)" --timeout 900)
+if [ -d python_shim/tests ] && ls "$BUILD_DIR"/python_shim/_wan_native*.so >/dev/null 2>&1; then
+  WAN_NATIVE_BUILD_DIR="$PWD/$BUILD_DIR" /usr/bin/python3 -m pytest -q python_shim/tests
+fi
