@@ -1,0 +1,122 @@
+#include "image/image_ops.h"
+
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "core/error.h"
+
+// The one translation unit that compiles stb_image. Only the decoders a user may hand us.
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_PSD
+#define STBI_NO_HDR
+#define STBI_NO_PIC
+#define STBI_NO_PNM
+#define STBI_FAILURE_USERMSG
+#include <stb/stb_image.h>
+
+namespace wan::image {
+namespace {
+
+std::string shape_str(at::IntArrayRef shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+}  // namespace
+
+LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& origin) {
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw LoadError(origin + ": image file too large (" + std::to_string(size) + " bytes).");
+  int width = 0, height = 0, channels = 0;
+  // Ask for the file's own channel count so alpha and greyscale are known.
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(data, static_cast<int>(size), &width, &height, &channels, 0),
+      stbi_image_free);
+  if (!pixels)
+    throw LoadError(origin + ": cannot decode image (" + stbi_failure_reason() + ").");
+
+  // [H, W, channels] uint8 -> float32 / 255, exactly torchvision's to_tensor division.
+  const auto raw = at::from_blob(pixels.get(), {height, width, channels}, at::kByte)
+                       .to(at::kFloat)
+                       .div_(255.0);
+  LoadedImage out;
+  const bool grey = channels <= 2;
+  out.has_alpha = channels == 2 || channels == 4;
+  const auto colour = grey ? raw.narrow(2, 0, 1).expand({height, width, 3}) : raw.narrow(2, 0, 3);
+  out.image = colour.contiguous();
+  out.mask = out.has_alpha ? (1.0 - raw.select(2, channels - 1)).contiguous()
+                           : at::zeros({height, width}, at::kFloat);
+  return out;
+}
+
+LoadedImage load_image(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LoadError(path + ": cannot open image file.");
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+  return decode_image(bytes.data(), bytes.size(), path);
+}
+
+at::Tensor to_wan_image(const at::Tensor& image) {
+  if ((image.dim() != 3 && image.dim() != 4) || image.size(-1) != 3)
+    throw ValidationError("to_wan_image: expected an IMAGE [H, W, 3] or [B, H, W, 3], got " +
+                          shape_str(image.sizes()) + ".");
+  // [.., H, W, 3] -> [.., 3, H, W]; sub then div like the official .sub_(0.5).div_(0.5).
+  const auto chw = image.dim() == 3 ? image.permute({2, 0, 1}) : image.permute({0, 3, 1, 2});
+  return chw.to(at::kFloat).sub(0.5).div_(0.5).contiguous();
+}
+
+at::Tensor from_wan_image(const at::Tensor& image) {
+  if ((image.dim() != 3 && image.dim() != 4) || image.size(0) != 3)
+    throw ValidationError("from_wan_image: expected a Wan image [3, H, W] or video [3, T, H, W], got " +
+                          shape_str(image.sizes()) + ".");
+  const auto hwc = image.dim() == 3 ? image.permute({1, 2, 0}) : image.permute({1, 2, 3, 0});
+  return hwc.to(at::kFloat).mul(0.5).add_(0.5).contiguous();
+}
+
+at::Tensor resize_bicubic(const at::Tensor& image, int64_t height, int64_t width) {
+  if ((image.dim() != 3 && image.dim() != 4) || !image.is_floating_point())
+    throw ValidationError("resize_bicubic: expected a floating [C, H, W] or [N, C, H, W], got " +
+                          shape_str(image.sizes()) + ".");
+  if (height <= 0 || width <= 0)
+    throw ValidationError("resize_bicubic: target size " + std::to_string(height) + "x" +
+                          std::to_string(width) + " must be positive.");
+  const auto batched = image.dim() == 3 ? image.unsqueeze(0) : image;
+  // With an explicit size F.interpolate passes no scale factors: the kernel uses in / out.
+  auto out = at::upsample_bicubic2d(batched.to(at::kFloat), {height, width},
+                                    /*align_corners=*/false);
+  return image.dim() == 3 ? out.squeeze(0) : out;
+}
+
+at::Tensor center_crop(const at::Tensor& image, int64_t height, int64_t width) {
+  if (image.dim() < 2 || height <= 0 || width <= 0)
+    throw ValidationError("center_crop: cannot crop " + shape_str(image.sizes()) + " to " +
+                          std::to_string(height) + "x" + std::to_string(width) + ".");
+  auto x = image;
+  int64_t h = x.size(-2), w = x.size(-1);
+  if (height > h || width > w) {
+    // torchvision pads left/top by floor(diff / 2) and right/bottom by ceil(diff / 2) with 0.
+    const int64_t left = width > w ? (width - w) / 2 : 0;
+    const int64_t right = width > w ? (width - w + 1) / 2 : 0;
+    const int64_t top = height > h ? (height - h) / 2 : 0;
+    const int64_t bottom = height > h ? (height - h + 1) / 2 : 0;
+    x = at::constant_pad_nd(x, {left, right, top, bottom}, 0);
+    h = x.size(-2);
+    w = x.size(-1);
+  }
+  // int(round(d / 2.0)) with Python's round half to even: d odd -> the even of d/2 +- 0.5.
+  auto offset = [](int64_t d) {
+    const int64_t half = d / 2;
+    return d % 2 == 0 || half % 2 == 0 ? half : half + 1;
+  };
+  return x.narrow(-2, offset(h - height), height).narrow(-1, offset(w - width), width).contiguous();
+}
+
+}  // namespace wan::image
