@@ -1,0 +1,94 @@
+// The Wan2.1 diffusion transformer: WanModel (t2v, i2v, flf2v) and VaceWanModel (vace) of the
+// official wan/modules/model.py and wan/modules/vace_model.py, one class for all variants.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/dit/wan_dit_config.h"
+#include "models/dit/wan_dit_layers.h"
+
+namespace wan::models {
+
+// Receives intermediate outputs by the official module names: "patch_embedding" (once per
+// sample, [1, dim, f, h, w]), "vace_patch_embedding" (likewise), "time_embedding" [B, dim],
+// "time_projection" [B, 6 * dim], "text_embedding" [B, text_len, dim], "img_emb" [B, n, dim],
+// "vace_blocks.<j>.0" / ".1" (c and its hint), "blocks.<j>" (after the VACE hint, if any) and
+// "head" [B, L, out_dim * prod(patch)].
+using DitDebugHook = std::function<void(const std::string& name, const at::Tensor& value)>;
+
+// Conditioning beyond x, t and the text context.
+struct DitExtras {
+  // i2v: [B, 257, img_dim]; flf2v: [2B, 257, img_dim] (first and last frame of each sample).
+  at::Tensor clip_fea;
+  // i2v/flf2v: per sample [in_dim - C_x, F, H, W] (mask + encoded image), concatenated to x.
+  std::vector<at::Tensor> y;
+  // vace: per sample [vace_in_dim, F, H, W].
+  std::vector<at::Tensor> vace_context;
+  double vace_context_scale = 1.0;
+  DitDebugHook debug;  // optional
+};
+
+struct WanDitOptions {
+  explicit WanDitOptions(WanDitConfig config) : config_(std::move(config)) {}
+  TORCH_ARG(WanDitConfig, config);
+  // Dtype of the linear layers and convolutions (float32 for parity, bf16 for speed).
+  TORCH_ARG(at::ScalarType, compute_dtype) = at::kFloat;
+  // Attention queries per chunk; 0 lets attention bound its score buffer itself.
+  TORCH_ARG(int64_t, attention_chunk) = 0;
+};
+
+// Mirrors WanModel / VaceWanModel.
+class WanDitImpl : public torch::nn::Module {
+ public:
+  explicit WanDitImpl(const WanDitOptions& options);
+
+  // x: per sample [C_x, F, H, W]; t: [B] (or [1]) int64/float timesteps; context: per sample
+  // [L_i <= text_len, text_dim]; seq_len >= tokens of every sample (F/pt * H/ph * W/pw).
+  // Returns per sample [out_dim, F, H, W] float32. Throws ValidationError on bad inputs.
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& x, const at::Tensor& t,
+                                  const std::vector<at::Tensor>& context, int64_t seq_len,
+                                  const DitExtras& extras = {});
+
+  const WanDitConfig& config() const { return options_.config(); }
+  at::ScalarType compute_dtype() const { return options_.compute_dtype(); }
+  void set_compute_dtype(at::ScalarType dtype) { options_.compute_dtype(dtype); }
+  void set_attention_chunk(int64_t queries) { options_.attention_chunk(queries); }
+
+ private:
+  void validate_inputs(const std::vector<at::Tensor>& x, const at::Tensor& t,
+                       const std::vector<at::Tensor>& context, int64_t seq_len,
+                       const DitExtras& extras) const;
+  // Conv3d patch embedding of each sample, flattened and zero-padded: [B, seq_len, dim] float32.
+  at::Tensor embed_patches(const torch::nn::Conv3d& conv, const std::vector<at::Tensor>& videos,
+                           int64_t seq_len, const char* name, const DitExtras& extras,
+                           std::vector<DitGrid>* grids) const;
+  std::vector<at::Tensor> unpatchify(const at::Tensor& x, const std::vector<DitGrid>& grids) const;
+
+  WanDitOptions options_;
+  torch::nn::Conv3d patch_embedding_{nullptr}, vace_patch_embedding_{nullptr};
+  torch::nn::Linear text_in_{nullptr}, text_out_{nullptr};  // text_embedding.0 / .2
+  torch::nn::Linear time_in_{nullptr}, time_out_{nullptr};  // time_embedding.0 / .2
+  torch::nn::Linear time_projection_{nullptr};              // time_projection.1
+  torch::nn::ModuleList blocks_{nullptr}, vace_blocks_{nullptr};
+  Head head_{nullptr};
+  MlpProj img_emb_{nullptr};
+};
+TORCH_MODULE(WanDit);
+
+// Reads a DiT checkpoint (safetensors, sharded index.json, .pth; ComfyUI prefix and fp8-scaled
+// weights accepted), detects its configuration and loads it. Weights are stored in
+// `weight_dtype` except the float32 parts of the dtype policy (time embedding and projection,
+// head, norms, modulation), which stay float32; matmuls run in `compute_dtype`.
+WanDit load_wan_dit(const std::string& path, at::ScalarType weight_dtype = at::kBFloat16,
+                    at::ScalarType compute_dtype = at::kBFloat16);
+
+}  // namespace wan::models

@@ -1,0 +1,299 @@
+#include "models/dit/wan_dit_layers.h"
+
+#include <torch/nn.h>
+
+#include "models/common/attention.h"
+#include "models/dit/wan_dit_config.h"
+
+namespace wan::models {
+namespace {
+
+// Float32 copy of a (possibly bf16-stored) small parameter.
+at::Tensor f32(const at::Tensor& t) { return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat); }
+
+at::Tensor rms_or_identity(WanRmsNorm norm, const at::Tensor& x) {
+  return norm ? norm->forward(x) : x;
+}
+
+// The two halves of a child holder named like an nn.Sequential ("ffn.0", "ffn.2", ...).
+std::shared_ptr<torch::nn::Module> holder(torch::nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<torch::nn::Module>());
+}
+
+}  // namespace
+
+at::Tensor sinusoidal_embedding_1d(int64_t dim, const at::Tensor& position) {
+  TORCH_CHECK(dim % 2 == 0, "sinusoidal_embedding_1d: odd dim");
+  const int64_t half = dim / 2;
+  const auto pos = position.to(at::kDouble).reshape({-1});
+  const auto inv = at::pow(10000.0, -at::arange(half, pos.options()).div(half));
+  const auto sinusoid = at::outer(pos, inv);  // [B, half]
+  return at::cat({at::cos(sinusoid), at::sin(sinusoid)}, 1).to(at::kFloat);
+}
+
+std::pair<at::Tensor, at::Tensor> rope_tables(const std::vector<DitGrid>& grids, int64_t seq_len,
+                                              int64_t head_dim, at::ScalarType dtype,
+                                              double theta) {
+  const int64_t pairs = head_dim / 2;
+  // Official split of the complex pairs over (frame, row, column).
+  const int64_t c_hw = pairs / 3;
+  const std::array<int64_t, 3> counts{pairs - 2 * c_hw, c_hw, c_hw};
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  std::array<at::Tensor, 3> inv;
+  for (int a = 0; a < 3; ++a) {
+    const double axis_dim = 2.0 * static_cast<double>(counts[a]);
+    inv[a] = 1.0 / at::pow(theta, at::arange(0, 2 * counts[a], 2, opts).div(axis_dim));
+  }
+  std::vector<at::Tensor> cos_list, sin_list;
+  for (const auto& grid : grids) {
+    const int64_t f = grid[0], h = grid[1], w = grid[2], len = f * h * w;
+    TORCH_CHECK(len <= seq_len, "rope_tables: grid larger than seq_len");
+    const auto af = at::outer(at::arange(f, opts), inv[0]).view({f, 1, 1, -1}).expand({f, h, w, -1});
+    const auto ah = at::outer(at::arange(h, opts), inv[1]).view({1, h, 1, -1}).expand({f, h, w, -1});
+    const auto aw = at::outer(at::arange(w, opts), inv[2]).view({1, 1, w, -1}).expand({f, h, w, -1});
+    const auto angles = at::cat({af, ah, aw}, -1).reshape({len, pairs});
+    // Padded positions get the identity rotation: the official code leaves them untouched.
+    auto cos = at::ones({seq_len, pairs}, opts);
+    auto sin = at::zeros({seq_len, pairs}, opts);
+    cos.narrow(0, 0, len).copy_(at::cos(angles));
+    sin.narrow(0, 0, len).copy_(at::sin(angles));
+    cos_list.push_back(cos);
+    sin_list.push_back(sin);
+  }
+  // [B, L, 1, pairs]: broadcast over heads.
+  return {at::stack(cos_list).unsqueeze(2).to(dtype), at::stack(sin_list).unsqueeze(2).to(dtype)};
+}
+
+at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                      at::ScalarType out_dtype) {
+  const auto sizes = x.sizes();  // [B, L, H, D]
+  const auto pairs = x.to(cos.scalar_type()).reshape({sizes[0], sizes[1], sizes[2], -1, 2});
+  const auto re = pairs.select(-1, 0), im = pairs.select(-1, 1);
+  // (re + i im) * (cos + i sin), as the official complex product.
+  auto rotated = at::stack({re * cos - im * sin, re * sin + im * cos}, -1);
+  return rotated.reshape(sizes).to(out_dtype);
+}
+
+at::Tensor linear_in(const torch::nn::Linear& layer, const at::Tensor& x, at::ScalarType dtype) {
+  const auto& w = layer->weight;
+  const auto& b = layer->bias;
+  return at::linear(x.to(dtype), w.scalar_type() == dtype ? w : w.to(dtype),
+                    b.defined() && b.scalar_type() != dtype ? b.to(dtype) : b);
+}
+
+// ---- norms ----
+
+WanRmsNormImpl::WanRmsNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", at::ones({dim}));
+}
+
+at::Tensor WanRmsNormImpl::forward(const at::Tensor& x) {
+  const auto xf = x.to(at::kFloat);
+  return xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_) * f32(weight);
+}
+
+WanLayerNormImpl::WanLayerNormImpl(const WanLayerNormOptions& options) : options_(options) {
+  if (options_.elementwise_affine()) {
+    weight = register_parameter("weight", at::ones({options_.dim()}));
+    bias = register_parameter("bias", at::zeros({options_.dim()}));
+  }
+}
+
+at::Tensor WanLayerNormImpl::forward(const at::Tensor& x) {
+  return at::layer_norm(x.to(at::kFloat), {options_.dim()},
+                        weight.defined() ? f32(weight) : at::Tensor(),
+                        bias.defined() ? f32(bias) : at::Tensor(), options_.eps());
+}
+
+// ---- attention ----
+
+WanSelfAttentionImpl::WanSelfAttentionImpl(const WanAttentionOptions& options)
+    : options_(options) {
+  const int64_t dim = options_.dim();
+  q_ = register_module("q", torch::nn::Linear(dim, dim));
+  k_ = register_module("k", torch::nn::Linear(dim, dim));
+  v_ = register_module("v", torch::nn::Linear(dim, dim));
+  o_ = register_module("o", torch::nn::Linear(dim, dim));
+  if (options_.qk_norm()) {
+    norm_q_ = register_module("norm_q", WanRmsNorm(dim, options_.eps()));
+    norm_k_ = register_module("norm_k", WanRmsNorm(dim, options_.eps()));
+  }
+}
+
+at::Tensor WanSelfAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
+  const int64_t b = x.size(0), s = x.size(1), n = options_.num_heads();
+  const int64_t d = options_.dim() / n;
+  const auto cd = ctx.compute_dtype;
+  const auto q = rms_or_identity(norm_q_, linear_in(q_, x, cd)).view({b, s, n, d});
+  const auto k = rms_or_identity(norm_k_, linear_in(k_, x, cd)).view({b, s, n, d});
+  const auto v = linear_in(v_, x, cd).view({b, s, n, d});
+  AttentionOptions options;
+  options.k_lens = ctx.seq_lens;
+  options.query_chunk = ctx.query_chunk;
+  const auto out = attention(rope_apply(q, ctx.rope_cos, ctx.rope_sin, cd),
+                             rope_apply(k, ctx.rope_cos, ctx.rope_sin, cd), v, options);
+  return linear_in(o_, out.flatten(2), cd);  // [B, L, dim]
+}
+
+WanT2VCrossAttentionImpl::WanT2VCrossAttentionImpl(const WanAttentionOptions& options)
+    : options_(options) {
+  const int64_t dim = options_.dim();
+  q_ = register_module("q", torch::nn::Linear(dim, dim));
+  k_ = register_module("k", torch::nn::Linear(dim, dim));
+  v_ = register_module("v", torch::nn::Linear(dim, dim));
+  o_ = register_module("o", torch::nn::Linear(dim, dim));
+  if (options_.qk_norm()) {
+    norm_q_ = register_module("norm_q", WanRmsNorm(dim, options_.eps()));
+    norm_k_ = register_module("norm_k", WanRmsNorm(dim, options_.eps()));
+  }
+}
+
+at::Tensor WanT2VCrossAttentionImpl::project_queries(const at::Tensor& x,
+                                                     const DitBlockContext& ctx) {
+  const int64_t n = options_.num_heads();
+  return rms_or_identity(norm_q_, linear_in(q_, x, ctx.compute_dtype))
+      .to(ctx.compute_dtype)
+      .view({x.size(0), x.size(1), n, options_.dim() / n});
+}
+
+at::Tensor WanT2VCrossAttentionImpl::attend_text(const at::Tensor& q, const DitBlockContext& ctx) {
+  const auto cd = ctx.compute_dtype;
+  const auto text = ctx.context.narrow(1, ctx.image_tokens, ctx.context.size(1) - ctx.image_tokens);
+  const int64_t b = text.size(0), l = text.size(1), n = q.size(2), d = q.size(3);
+  const auto k = rms_or_identity(norm_k_, linear_in(k_, text, cd)).to(cd).view({b, l, n, d});
+  const auto v = linear_in(v_, text, cd).view({b, l, n, d});
+  AttentionOptions options;  // no key mask: padded text rows are attended to, as official
+  options.query_chunk = ctx.query_chunk;
+  return attention(q, k, v, options);
+}
+
+at::Tensor WanT2VCrossAttentionImpl::project_out(const at::Tensor& heads,
+                                                 const DitBlockContext& ctx) {
+  return linear_in(o_, heads.flatten(2), ctx.compute_dtype);
+}
+
+at::Tensor WanT2VCrossAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
+  return project_out(attend_text(project_queries(x, ctx), ctx), ctx);
+}
+
+WanI2VCrossAttentionImpl::WanI2VCrossAttentionImpl(const WanAttentionOptions& options)
+    : WanT2VCrossAttentionImpl(options) {
+  const int64_t dim = options_.dim();
+  k_img_ = register_module("k_img", torch::nn::Linear(dim, dim));
+  v_img_ = register_module("v_img", torch::nn::Linear(dim, dim));
+  if (options_.qk_norm()) norm_k_img_ = register_module("norm_k_img", WanRmsNorm(dim, options_.eps()));
+}
+
+at::Tensor WanI2VCrossAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
+  const auto cd = ctx.compute_dtype;
+  const auto q = project_queries(x, ctx);  // [B, L, H, D]
+  const auto image = ctx.context.narrow(1, 0, ctx.image_tokens);
+  const int64_t b = image.size(0), l = image.size(1), n = q.size(2), d = q.size(3);
+  const auto k_img = rms_or_identity(norm_k_img_, linear_in(k_img_, image, cd)).to(cd).view({b, l, n, d});
+  const auto v_img = linear_in(v_img_, image, cd).view({b, l, n, d});
+  AttentionOptions options;
+  options.query_chunk = ctx.query_chunk;
+  const auto img_x = attention(q, k_img, v_img, options);
+  const auto text_x = attend_text(q, ctx);
+  return project_out(text_x + img_x, ctx);
+}
+
+// ---- blocks ----
+
+WanAttentionBlockImpl::WanAttentionBlockImpl(const WanAttentionBlockOptions& options)
+    : options_(options) {
+  const int64_t dim = options_.dim();
+  const auto attn = WanAttentionOptions(dim, options_.num_heads())
+                        .qk_norm(options_.qk_norm())
+                        .eps(options_.eps());
+  norm1_ = register_module("norm1", WanLayerNorm(WanLayerNormOptions(dim).eps(options_.eps())));
+  self_attn_ = register_module("self_attn", WanSelfAttention(attn));
+  if (options_.cross_attn_norm()) {
+    norm3_ = register_module(
+        "norm3", WanLayerNorm(WanLayerNormOptions(dim).eps(options_.eps()).elementwise_affine(true)));
+  }
+  if (options_.image_cross_attn())
+    cross_attn_ = register_module("cross_attn", std::make_shared<WanI2VCrossAttentionImpl>(attn));
+  else
+    cross_attn_ = register_module("cross_attn", std::make_shared<WanT2VCrossAttentionImpl>(attn));
+  norm2_ = register_module("norm2", WanLayerNorm(WanLayerNormOptions(dim).eps(options_.eps())));
+  auto ffn = holder(*this, "ffn");
+  ffn_in_ = ffn->register_module("0", torch::nn::Linear(dim, options_.ffn_dim()));
+  ffn_out_ = ffn->register_module("2", torch::nn::Linear(options_.ffn_dim(), dim));
+  modulation_ = register_parameter("modulation", at::randn({1, 6, dim}) / std::sqrt(double(dim)));
+}
+
+at::Tensor WanAttentionBlockImpl::forward(const at::Tensor& x_in, const DitBlockContext& ctx) {
+  const auto cd = ctx.compute_dtype;
+  // shift/scale/gate of the attention (0..2) and of the FFN (3..5): each [B, 1, dim] float32.
+  const auto e = (f32(modulation_) + ctx.e0).chunk(6, 1);
+  auto x = x_in;
+  auto y = self_attn_->forward((norm1_->forward(x) * (1 + e[1]) + e[0]).to(cd), ctx);
+  x = x + y.to(at::kFloat) * e[2];
+  const auto cross_in = norm3_ ? norm3_->forward(x) : x;
+  x = x + cross_attn_->forward(cross_in.to(cd), ctx).to(at::kFloat);
+  const auto h = (norm2_->forward(x) * (1 + e[4]) + e[3]).to(cd);
+  y = linear_in(ffn_out_, at::gelu(linear_in(ffn_in_, h, cd), "tanh"), cd);
+  return x + y.to(at::kFloat) * e[5];
+}
+
+VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanAttentionBlockOptions& options,
+                                                     bool first)
+    : WanAttentionBlockImpl(options) {
+  const int64_t dim = options.dim();
+  if (first) before_proj_ = register_module("before_proj", torch::nn::Linear(dim, dim));
+  after_proj_ = register_module("after_proj", torch::nn::Linear(dim, dim));
+}
+
+std::pair<at::Tensor, at::Tensor> VaceWanAttentionBlockImpl::forward(const at::Tensor& c_in,
+                                                                     const at::Tensor& x,
+                                                                     const DitBlockContext& ctx) {
+  const auto cd = ctx.compute_dtype;
+  auto c = c_in;
+  if (before_proj_) c = linear_in(before_proj_, c, cd).to(at::kFloat) + x;
+  c = WanAttentionBlockImpl::forward(c, ctx);
+  auto hint = linear_in(after_proj_, c, cd).to(at::kFloat);
+  return {c, hint};
+}
+
+// ---- head and image projection ----
+
+HeadImpl::HeadImpl(int64_t dim, int64_t out_features, double eps) {
+  norm_ = register_module("norm", WanLayerNorm(WanLayerNormOptions(dim).eps(eps)));
+  head_ = register_module("head", torch::nn::Linear(dim, out_features));
+  modulation_ = register_parameter("modulation", at::randn({1, 2, dim}) / std::sqrt(double(dim)));
+}
+
+at::Tensor HeadImpl::forward(const at::Tensor& x, const at::Tensor& e) {
+  const auto mod = (f32(modulation_) + e.unsqueeze(1)).chunk(2, 1);  // shift, scale [B, 1, dim]
+  return linear_in(head_, norm_->forward(x) * (1 + mod[1]) + mod[0], at::kFloat);
+}
+
+MlpProjImpl::MlpProjImpl(int64_t in_dim, int64_t out_dim, bool flf_pos_emb) {
+  auto proj = holder(*this, "proj");
+  // torch.nn.LayerNorm defaults: eps 1e-5, affine.
+  norm_in_ = proj->register_module("0", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_dim})));
+  fc1_ = proj->register_module("1", torch::nn::Linear(in_dim, in_dim));
+  fc2_ = proj->register_module("3", torch::nn::Linear(in_dim, out_dim));
+  norm_out_ = proj->register_module("4", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_dim})));
+  if (flf_pos_emb)
+    emb_pos_ = register_parameter("emb_pos", at::zeros({1, 2 * kClipTokensPerImage, in_dim}));
+}
+
+at::Tensor MlpProjImpl::forward(const at::Tensor& image_embeds, at::ScalarType dtype) {
+  auto x = image_embeds.to(at::kFloat);
+  if (emb_pos_.defined()) {
+    // Two images' tokens side by side: [2B, 257, d] -> [B, 514, d].
+    x = x.reshape({-1, emb_pos_.size(1), x.size(2)}) + f32(emb_pos_);
+  }
+  auto layer_norm = [](torch::nn::LayerNorm norm, const at::Tensor& t) {
+    const auto& o = norm->options;
+    return at::layer_norm(t.to(at::kFloat), o.normalized_shape(), f32(norm->weight),
+                          f32(norm->bias), o.eps());
+  };
+  x = layer_norm(norm_in_, x);
+  x = linear_in(fc2_, at::gelu(linear_in(fc1_, x, dtype)), dtype);
+  return layer_norm(norm_out_, x).to(dtype);
+}
+
+}  // namespace wan::models
