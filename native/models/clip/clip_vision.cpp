@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -343,7 +344,13 @@ void load_clip_vision_weights(ClipVision& model, const io::TensorMap& tensors,
 
 ClipVision load_clip_vision(const std::string& path, const LoadClipVisionOptions& options) {
   namespace fs = std::filesystem;
-  const auto tensors = to_official_clip_layout(io::load_tensors(path), path);
+  auto tensors = to_official_clip_layout(io::load_tensors(path), path);
+  // Drop the text tower (about half of the official file) before the module is built.
+  for (auto it = tensors.begin(); it != tensors.end();) {
+    const auto& key = it->first;
+    const bool text = key.rfind("textual.", 0) == 0 || key.rfind("text_model.", 0) == 0;
+    it = text ? tensors.erase(it) : std::next(it);
+  }
 
   // The configuration that supplies the head count, if any (see ClipVisionConfig::from_weights).
   std::string config_json, config_origin = path;
