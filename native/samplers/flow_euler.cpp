@@ -16,7 +16,11 @@ at::Tensor FlowEulerSampler::step(const at::Tensor& model_output, int64_t step_i
     spdlog::debug("euler step {}/{}: t={} dt {:.6f}", step_index + 1, num_steps(),
                   timesteps()[step_index].item<int64_t>(), dt.item<float>());
   }
-  return (sample.to(at::kFloat) + dt * model_output).to(model_output.scalar_type());
+  // Unlike diffusers (which casts to the model output's dtype) the result keeps the promoted dtype
+  // of sample and model output, as the Wan solvers do: bf16 DiT outputs never demote float32
+  // latents.
+  const auto dtype = at::result_type(sample, model_output);
+  return (sample.to(at::kFloat) + dt * model_output).to(dtype);
 }
 
 }  // namespace wan::samplers
