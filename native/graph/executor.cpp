@@ -1,0 +1,229 @@
+#include "graph/executor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+
+#include "graph/workflow_json.h"
+
+namespace wan::graph {
+
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+void emit(RunContext& run, ProgressEvent::Kind kind, const std::string& id,
+          const std::string& class_type, double wall_ms = 0) {
+  if (!run.on_progress) return;
+  ProgressEvent event{kind, id, class_type};
+  event.wall_ms = wall_ms;
+  run.on_progress(event);
+}
+
+}  // namespace
+
+const char* outcome_name(NodeRun::Outcome outcome) {
+  switch (outcome) {
+    case NodeRun::Outcome::kOk: return "ok";
+    case NodeRun::Outcome::kCached: return "cached";
+    case NodeRun::Outcome::kError: return "error";
+    case NodeRun::Outcome::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+int RunReport::executed() const {
+  int count = 0;
+  for (const auto& node : nodes) count += node.outcome == NodeRun::Outcome::kOk;
+  return count;
+}
+
+int RunReport::cached() const {
+  int count = 0;
+  for (const auto& node : nodes) count += node.outcome == NodeRun::Outcome::kCached;
+  return count;
+}
+
+json RunReport::to_json() const {
+  json list = json::array();
+  for (const auto& node : nodes) {
+    json entry = {{"id", node.node_id},
+                  {"class_type", node.class_type},
+                  {"title", node.title},
+                  {"outcome", outcome_name(node.outcome)},
+                  {"wall_ms", node.wall_ms}};
+    if (node.outcome == NodeRun::Outcome::kError) entry["error"] = node.error;
+    list.push_back(entry);
+  }
+  return {{"nodes", list}, {"wall_ms", wall_ms}, {"executed", executed()}, {"cached", cached()}};
+}
+
+const Values* Executor::outputs(const std::string& node_id) const {
+  auto key = last_keys_.find(node_id);
+  if (key == last_keys_.end()) return nullptr;
+  auto it = cache_.find(key->second);
+  return it == cache_.end() ? nullptr : &it->second;
+}
+
+void Executor::clear_cache() {
+  cache_.clear();
+  interned_.clear();
+  last_keys_.clear();
+}
+
+std::vector<std::string> Executor::execution_order(const json& prompt,
+                                                   const std::vector<std::string>& outputs) const {
+  std::vector<std::string> order;
+  std::set<std::string> done;
+  // Depth-first from each output: one output's chain completes before the next starts. The
+  // validator has ruled out cycles.
+  std::function<void(const std::string&)> visit = [&](const std::string& id) {
+    if (!done.insert(id).second) return;
+    const NodeSchema& schema = registry_.schema(prompt[id]["class_type"].get<std::string>());
+    const json& inputs = prompt[id].value("inputs", json::object());
+    for (const Input* input : schema.ordered_inputs()) {
+      std::string up;
+      int64_t index;
+      auto it = inputs.find(input->id());
+      if (it != inputs.end() && parse_link(*it, &up, &index)) visit(up);
+    }
+    order.push_back(id);
+  };
+  for (const auto& output : outputs) visit(output);
+  return order;
+}
+
+std::map<std::string, uint64_t> Executor::signatures(const json& prompt,
+                                                     const std::vector<std::string>& order) {
+  std::map<std::string, uint64_t> keys;
+  std::set<uint64_t> used;
+  for (const auto& id : order) {
+    const std::string class_type = prompt[id]["class_type"].get<std::string>();
+    const NodeSchema& schema = registry_.schema(class_type);
+    const json& inputs = prompt[id].value("inputs", json::object());
+    // Upstream nodes appear by their own key, so equal text means equal inputs all the way up.
+    std::string text = class_type;
+    for (const Input& input : schema.inputs()) {
+      text += '\n' + input.id() + '=';
+      auto it = inputs.find(input.id());
+      std::string up;
+      int64_t index;
+      if (it == inputs.end() || it->is_null()) {
+        text += '~';
+      } else if (parse_link(*it, &up, &index)) {
+        text += '@' + std::to_string(keys.at(up)) + ':' + std::to_string(index);
+      } else {
+        text += it->dump();
+      }
+    }
+    auto [entry, inserted] = interned_.emplace(text, next_key_);
+    if (inserted) ++next_key_;
+    keys[id] = entry->second;
+    used.insert(entry->second);
+  }
+  // Drop what this prompt no longer uses, before anything new is computed.
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    it = used.count(it->first) ? std::next(it) : cache_.erase(it);
+  }
+  for (auto it = interned_.begin(); it != interned_.end();) {
+    it = used.count(it->second) ? std::next(it) : interned_.erase(it);
+  }
+  return keys;
+}
+
+RunReport Executor::run(const json& prompt, RunContext& run) {
+  last_report_ = RunReport{};
+  const auto run_start = Clock::now();
+  ValidationResult validation = validate_prompt(prompt, registry_, {run.models_dir});
+  if (!validation.ok) throw InvalidPrompt(validation.to_json());
+
+  const std::vector<std::string> order = execution_order(prompt, validation.outputs);
+  last_keys_ = signatures(prompt, order);
+  std::vector<uint64_t> created;
+  auto finish = [&] {
+    last_report_.wall_ms = ms_since(run_start);
+    run.node_id_.clear();
+    run.class_type_.clear();
+  };
+
+  for (const auto& id : order) {
+    const json& node = prompt[id];
+    NodeRun entry;
+    entry.node_id = id;
+    entry.class_type = node["class_type"].get<std::string>();
+    entry.title = node_title(node);
+    const NodeSchema& schema = registry_.schema(entry.class_type);
+    const uint64_t key = last_keys_.at(id);
+    const std::string label = entry.class_type + " (node " + id + ")";
+
+    if (cache_.count(key)) {
+      entry.outcome = NodeRun::Outcome::kCached;
+      last_report_.nodes.push_back(entry);
+      emit(run, ProgressEvent::Kind::kNodeCached, id, entry.class_type);
+      continue;
+    }
+
+    run.node_id_ = id;
+    run.class_type_ = entry.class_type;
+    const auto node_start = Clock::now();
+    try {
+      run.check_cancelled();
+      const json& inputs = node.value("inputs", json::object());
+      Values in = literal_values(inputs, schema);
+      for (const Input& input : schema.inputs()) {
+        std::string up;
+        int64_t index;
+        auto it = inputs.find(input.id());
+        if (it != inputs.end() && parse_link(*it, &up, &index)) {
+          in.set(input.id(), cache_.at(last_keys_.at(up))[static_cast<size_t>(index)]);
+        }
+      }
+      in.set_owner(label);
+      emit(run, ProgressEvent::Kind::kNodeStarted, id, entry.class_type);
+      Values out = registry_.create(entry.class_type)->execute(in, run);
+      if (out.size() != schema.outputs().size()) {
+        throw Error(label + ": returned " + std::to_string(out.size()) +
+                    " outputs, its schema declares " + std::to_string(schema.outputs().size()));
+      }
+      out.set_owner(label);
+      cache_[key] = std::move(out);
+      created.push_back(key);
+    } catch (const Cancelled&) {
+      entry.outcome = NodeRun::Outcome::kCancelled;
+      entry.wall_ms = ms_since(node_start);
+      last_report_.nodes.push_back(entry);
+      // A cancelled run leaves nothing of its own behind; what earlier runs cached stays.
+      for (uint64_t created_key : created) cache_.erase(created_key);
+      spdlog::info("run cancelled in {}", label);
+      finish();
+      throw;
+    } catch (const std::exception& e) {
+      entry.outcome = NodeRun::Outcome::kError;
+      entry.error = e.what();
+      entry.wall_ms = ms_since(node_start);
+      last_report_.nodes.push_back(entry);
+      spdlog::error("{} failed: {}", label, e.what());
+      finish();
+      const std::string message = e.what();
+      // Node messages usually start with the label already; don't say it twice.
+      throw NodeError(id, entry.class_type, std::current_exception(),
+                      message.rfind(label, 0) == 0 ? message : label + ": " + message);
+    }
+    entry.wall_ms = ms_since(node_start);
+    last_report_.nodes.push_back(entry);
+    emit(run, ProgressEvent::Kind::kNodeFinished, id, entry.class_type, entry.wall_ms);
+    spdlog::debug("{}: {:.2f} ms", label, entry.wall_ms);
+  }
+  finish();
+  return last_report_;
+}
+
+}  // namespace wan::graph

@@ -1,0 +1,148 @@
+// Nodes, the context they run in, and the registry that maps class_type names to them.
+//
+//   class LoadVae : public Node {
+//    public:
+//     static NodeSchema schema();
+//     Values execute(const Values& in, RunContext& run) override;
+//   };
+//   WAN_REGISTER_NODE(LoadVae);
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "graph/node_schema.h"
+#include "graph/value.h"
+
+namespace wan::device {
+class DeviceManager;  // placement and memory budget; defined by native/device/
+}  // namespace wan::device
+
+namespace wan::graph {
+
+// What a node's validate() sees of the graph before anything runs: its literal inputs (converted
+// per schema, optional defaults filled) and, for each linked input, the node on the other end.
+class NodeView {
+ public:
+  NodeView(std::string id, std::string class_type, Values literals)
+      : id_(std::move(id)), class_type_(std::move(class_type)), literals_(std::move(literals)) {}
+  const std::string& id() const { return id_; }
+  const std::string& class_type() const { return class_type_; }
+  const Values& literals() const { return literals_; }
+  // The node linked to `input` and the output index it uses; {nullptr, 0} when not linked.
+  std::pair<const NodeView*, int64_t> upstream(const std::string& input) const;
+  void set_upstream(const std::string& input, const NodeView* node, int64_t output_index);
+
+ private:
+  std::string id_, class_type_;
+  Values literals_;
+  std::map<std::string, std::pair<const NodeView*, int64_t>> upstream_;
+};
+
+// Problems a validate() finds; each becomes one "custom_validation_failed" error on the node.
+class ValidationIssues {
+ public:
+  void add(std::string input_name, std::string message) {
+    issues_.emplace_back(std::move(input_name), std::move(message));
+  }
+  const std::vector<std::pair<std::string, std::string>>& all() const { return issues_; }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> issues_;
+};
+
+struct ProgressEvent {
+  enum class Kind { kNodeStarted, kNodeCached, kNodeFinished, kStep };
+  Kind kind;
+  std::string node_id, class_type;
+  int64_t step = 0, steps = 0;  // kStep: `step` of `steps` done (1-based)
+  double wall_ms = 0;           // kNodeFinished: time the node took
+};
+
+// Everything a running node may use besides its inputs. Filled by the runner (or the ComfyUI
+// shim), handed to every node by the executor.
+struct RunContext {
+  std::filesystem::path models_dir;  // ComfyUI layout: diffusion_models/, vae/, ...
+  std::filesystem::path output_dir;
+  std::filesystem::path input_dir;
+  std::function<void(const ProgressEvent&)> on_progress;  // may be empty
+  const std::atomic<bool>* cancel_flag = nullptr;         // set from a signal handler or the UI
+  device::DeviceManager* device_manager = nullptr;        // filled by the runner
+  nlohmann::json prompt;    // the API prompt being run, for output metadata
+  nlohmann::json workflow;  // the UI workflow it came from, when there is one
+
+  // Throws wan::Cancelled when the run was cancelled. Long nodes call it between steps.
+  void check_cancelled() const;
+  // Reports step `step` of `steps` done for the running node, then checks cancellation.
+  void report_step(int64_t step, int64_t steps);
+  // The device manager; throws wan::Error when the runner did not set one.
+  device::DeviceManager& devices() const;
+  // models_dir/folder/name; throws LoadError naming the path when the file does not exist.
+  std::filesystem::path model_path(const std::string& folder, const std::string& name) const;
+
+  // The node being executed ("12", "Sample") and "Sample (node 12)" for messages.
+  const std::string& node_id() const { return node_id_; }
+  const std::string& class_type() const { return class_type_; }
+  std::string node_label() const;
+
+ private:
+  friend class Executor;
+  std::string node_id_, class_type_;
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  virtual Values execute(const Values& in, RunContext& run) = 0;
+  // Cross-input (and cross-node) checks; runs on the whole graph before any node executes, and
+  // only when the node's inputs and everything upstream passed the schema checks.
+  virtual void validate(const NodeView& node, ValidationIssues& issues) const {
+    (void)node;
+    (void)issues;
+  }
+};
+
+class NodeRegistry {
+ public:
+  using Factory = std::function<std::unique_ptr<Node>()>;
+
+  // The registry WAN_REGISTER_NODE fills.
+  static NodeRegistry& global();
+
+  template <class T>
+  void add() {
+    add(T::schema(), [] { return std::make_unique<T>(); });
+  }
+  // Throws std::invalid_argument when the class_type is already registered.
+  void add(NodeSchema schema, Factory factory);
+
+  const NodeSchema* find(const std::string& class_type) const;  // nullptr when unknown
+  // Throws ValidationError when unknown.
+  const NodeSchema& schema(const std::string& class_type) const;
+  std::unique_ptr<Node> create(const std::string& class_type) const;
+  std::vector<const NodeSchema*> schemas() const;  // sorted by class_type
+  // ComfyUI's /object_info: {class_type: schema.object_info()}.
+  nlohmann::json object_info(const std::filesystem::path& models_dir) const;
+
+ private:
+  struct Entry {
+    NodeSchema schema;
+    Factory factory;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
+}  // namespace wan::graph
+
+// Registers a Node subclass in NodeRegistry::global() at static-initialisation time. Use it in the
+// node's .cpp, in the namespace of the type.
+#define WAN_REGISTER_NODE(Type)                           \
+  [[maybe_unused]] static const bool wan_registered_##Type = \
+      (::wan::graph::NodeRegistry::global().add<Type>(), true)

@@ -1,0 +1,253 @@
+#include "graph/node_schema.h"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+namespace wan::graph {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Input& Input::default_to(json value) {
+  default_ = std::move(value);
+  return *this;
+}
+Input& Input::min(json value) {
+  min_ = std::move(value);
+  return *this;
+}
+Input& Input::max(json value) {
+  max_ = std::move(value);
+  return *this;
+}
+Input& Input::step(json value) {
+  step_ = std::move(value);
+  return *this;
+}
+Input& Input::multiline(bool on) {
+  multiline_ = on;
+  return *this;
+}
+Input& Input::optional(bool on) {
+  optional_ = on;
+  return *this;
+}
+Input& Input::tooltip(std::string text) {
+  tooltip_ = std::move(text);
+  return *this;
+}
+Input& Input::display(std::string kind) {
+  display_ = std::move(kind);
+  return *this;
+}
+Input& Input::control_after_generate(bool on) {
+  control_after_generate_ = on;
+  return *this;
+}
+Input& Input::force_input(bool on) {
+  force_input_ = on;
+  return *this;
+}
+Input& Input::options(std::vector<std::string> options) {
+  options_ = std::move(options);
+  provider_ = nullptr;
+  return *this;
+}
+Input& Input::options(ComboProvider provider) {
+  provider_ = std::move(provider);
+  options_.clear();
+  return *this;
+}
+
+bool Input::is_widget() const {
+  if (force_input_) return false;
+  return type_ == kInt || type_ == kFloat || type_ == kString || type_ == kBoolean ||
+         type_ == kCombo;
+}
+
+std::vector<std::string> Input::combo_options(const fs::path& models_dir) const {
+  return provider_ ? provider_(models_dir) : options_;
+}
+
+json Input::object_info(const fs::path& models_dir) const {
+  json config = json::object();
+  if (!default_.is_null()) config["default"] = default_;
+  if (!min_.is_null()) config["min"] = min_;
+  if (!max_.is_null()) config["max"] = max_;
+  if (!step_.is_null()) config["step"] = step_;
+  if (!display_.empty()) config["display"] = display_;
+  if (multiline_) config["multiline"] = true;
+  if (control_after_generate_) config["control_after_generate"] = true;
+  if (force_input_) config["forceInput"] = true;
+  if (!tooltip_.empty()) config["tooltip"] = tooltip_;
+  json type = is_combo() ? json(combo_options(models_dir)) : json(type_);
+  if (config.empty()) return json::array({type});
+  return json::array({type, config});
+}
+
+Input Int(std::string id) { return Input(std::move(id), kInt); }
+Input Float(std::string id) { return Input(std::move(id), kFloat); }
+Input String(std::string id) { return Input(std::move(id), kString); }
+Input Boolean(std::string id) { return Input(std::move(id), kBoolean); }
+Input Choice(std::string id, std::vector<std::string> options) {
+  return Input(std::move(id), kCombo).options(std::move(options));
+}
+Input Choice(std::string id, ComboProvider provider) {
+  return Input(std::move(id), kCombo).options(std::move(provider));
+}
+Input ModelFile(std::string id, std::string folder) {
+  return Choice(std::move(id), [folder](const fs::path& models_dir) {
+    return list_model_files(models_dir, folder, model_file_extensions());
+  });
+}
+Input Socket(std::string id, std::string type) { return Input(std::move(id), std::move(type)); }
+
+const std::vector<std::string>& model_file_extensions() {
+  static const std::vector<std::string> kExtensions = {
+      ".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt", ".safetensors.index.json"};
+  return kExtensions;
+}
+
+std::vector<std::string> list_model_files(const fs::path& models_dir, const std::string& folder,
+                                          const std::vector<std::string>& extensions) {
+  std::vector<std::string> files;
+  const fs::path root = models_dir / folder;
+  std::error_code ec;
+  if (models_dir.empty() || !fs::is_directory(root, ec)) return files;
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  for (fs::recursive_directory_iterator it(
+           root, fs::directory_options::follow_directory_symlink |
+                     fs::directory_options::skip_permission_denied,
+           ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const std::string name = it->path().filename().string();
+    for (const auto& extension : extensions) {
+      if (ends_with(name, extension)) {
+        files.push_back(fs::relative(it->path(), root, ec).generic_string());
+        break;
+      }
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+NodeSchema::NodeSchema(std::string name, std::string category)
+    : name_(std::move(name)), category_(std::move(category)) {}
+
+NodeSchema& NodeSchema::input(Input input) {
+  if (find_input(input.id())) {
+    throw std::invalid_argument("NodeSchema '" + name_ + "': duplicate input id '" + input.id() +
+                                "'");
+  }
+  inputs_.push_back(std::move(input));
+  return *this;
+}
+
+NodeSchema& NodeSchema::output(std::string type, std::string name, std::string tooltip) {
+  if (name.empty()) name = type;  // ComfyUI names an unnamed output after its type
+  outputs_.push_back({std::move(type), std::move(name), std::move(tooltip)});
+  return *this;
+}
+
+NodeSchema& NodeSchema::display_name(std::string text) {
+  display_name_ = std::move(text);
+  return *this;
+}
+NodeSchema& NodeSchema::description(std::string text) {
+  description_ = std::move(text);
+  return *this;
+}
+NodeSchema& NodeSchema::output_node(bool on) {
+  output_node_ = on;
+  return *this;
+}
+
+const Input* NodeSchema::find_input(const std::string& id) const {
+  for (const auto& input : inputs_) {
+    if (input.id() == id) return &input;
+  }
+  return nullptr;
+}
+
+std::vector<const Input*> NodeSchema::ordered_inputs() const {
+  std::vector<const Input*> ordered;
+  for (const auto& input : inputs_) {
+    if (!input.is_optional()) ordered.push_back(&input);
+  }
+  for (const auto& input : inputs_) {
+    if (input.is_optional()) ordered.push_back(&input);
+  }
+  return ordered;
+}
+
+json NodeSchema::object_info(const fs::path& models_dir) const {
+  json required = json::object(), optional = json::object();
+  json order_required = json::array(), order_optional = json::array();
+  for (const Input* input : ordered_inputs()) {
+    (input->is_optional() ? optional : required)[input->id()] = input->object_info(models_dir);
+    (input->is_optional() ? order_optional : order_required).push_back(input->id());
+  }
+  json info;
+  info["input"] = {{"required", required}};
+  info["input_order"] = {{"required", order_required}};
+  if (!optional.empty()) {
+    info["input"]["optional"] = optional;
+    info["input_order"]["optional"] = order_optional;
+  }
+  json types = json::array(), names = json::array(), is_list = json::array(),
+       tooltips = json::array();
+  for (const auto& output : outputs_) {
+    types.push_back(output.type);
+    names.push_back(output.name);
+    is_list.push_back(false);
+    tooltips.push_back(output.tooltip);
+  }
+  info["output"] = types;
+  info["output_is_list"] = is_list;
+  info["output_name"] = names;
+  info["output_tooltips"] = tooltips;
+  info["name"] = name_;
+  info["display_name"] = display_name();
+  info["description"] = description_;
+  info["python_module"] = "wan_native";
+  info["category"] = category_;
+  info["output_node"] = output_node_;
+  return info;
+}
+
+namespace {
+
+std::set<std::string> split_types(const std::string& types) {
+  std::set<std::string> parts;
+  size_t start = 0;
+  while (start <= types.size()) {
+    size_t comma = types.find(',', start);
+    if (comma == std::string::npos) comma = types.size();
+    std::string part = types.substr(start, comma - start);
+    const auto first = part.find_first_not_of(' ');
+    const auto last = part.find_last_not_of(' ');
+    if (first != std::string::npos) parts.insert(part.substr(first, last - first + 1));
+    start = comma + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+bool types_compatible(const std::string& output_type, const Input& input) {
+  const std::string& input_type = input.type();
+  if (output_type == input_type || output_type == "*" || input_type == "*") return true;
+  const auto received = split_types(output_type);
+  for (const auto& type : split_types(input_type)) {
+    if (received.count(type)) return true;
+  }
+  return false;
+}
+
+}  // namespace wan::graph
