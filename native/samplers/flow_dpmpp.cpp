@@ -52,8 +52,8 @@ at::Tensor FlowDpmppSampler::step(const at::Tensor& model_output, int64_t step_i
 
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("dpm++ step {}/{}: t={} sigma {:.6f} -> {:.6f}, order {}", step_index + 1,
-                  num_steps(), timesteps()[step_index].item<int64_t>(),
-                  sigma_s0.item<float>(), sigma_t.item<float>(), first_order ? 1 : 2);
+                  num_steps(), timesteps()[step_index].item<int64_t>(), sigma_s0.item<float>(),
+                  sigma_t.item<float>(), first_order ? 1 : 2);
   }
   return prev.to(x0.scalar_type());
 }

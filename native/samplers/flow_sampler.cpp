@@ -20,9 +20,9 @@ std::string shape_string(at::IntArrayRef sizes) {
 
 FlowSampler::FlowSampler(FlowSchedule schedule)
     : timesteps_(std::move(schedule.timesteps)), sigmas_(std::move(schedule.sigmas)) {
-  TORCH_CHECK(timesteps_.dim() == 1 && sigmas_.dim() == 1 &&
-                  sigmas_.size(0) == timesteps_.size(0) + 1,
-              "FlowSampler: sigmas must have one entry more than timesteps");
+  TORCH_CHECK(
+      timesteps_.dim() == 1 && sigmas_.dim() == 1 && sigmas_.size(0) == timesteps_.size(0) + 1,
+      "FlowSampler: sigmas must have one entry more than timesteps");
 }
 
 FlowSampler::~FlowSampler() = default;
@@ -33,14 +33,12 @@ void FlowSampler::begin_step(const at::Tensor& model_output, int64_t step_index,
   if (!model_output.defined() || !sample.defined())
     throw ValidationError(where + ": model_output and sample must both be given.");
   if (step_index < 0 || step_index >= num_steps()) {
-    throw ValidationError(where + ": index outside the schedule of " +
-                          std::to_string(num_steps()) + " steps; use 0 to " +
-                          std::to_string(num_steps() - 1) + ".");
+    throw ValidationError(where + ": index outside the schedule of " + std::to_string(num_steps()) +
+                          " steps; use 0 to " + std::to_string(num_steps() - 1) + ".");
   }
   if (last_step_index_ >= 0 && step_index != last_step_index_ + 1) {
     throw ValidationError(where + ": came after step " + std::to_string(last_step_index_) +
-                          "; steps run in order (expected " +
-                          std::to_string(last_step_index_ + 1) +
+                          "; steps run in order (expected " + std::to_string(last_step_index_ + 1) +
                           "), make a new sampler to start over.");
   }
   if (model_output.sizes() != sample.sizes()) {

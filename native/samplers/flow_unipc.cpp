@@ -62,8 +62,8 @@ at::Tensor FlowUniPcSampler::step(const at::Tensor& model_output, int64_t step_i
 
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("unipc step {}/{}: t={} sigma {:.6f} -> {:.6f}, order {}", step_index + 1,
-                num_steps(), timesteps()[step_index].item<int64_t>(),
-                sigma(step_index).item<float>(), sigma(step_index + 1).item<float>(), order);
+                  num_steps(), timesteps()[step_index].item<int64_t>(),
+                  sigma(step_index).item<float>(), sigma(step_index + 1).item<float>(), order);
   }
   return prev;
 }

@@ -3,9 +3,8 @@
 // the recorded DiT outputs so that no model is involved.
 #include "samplers/flow_sampler.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
@@ -176,9 +175,7 @@ TEST(FlowEuler, IntegratesLinearFlowExactly) {
   const at::Tensor v = noise - x0;
   auto sampler = make_flow_sampler("euler", 20, 5.0);
   const at::Tensor sigmas = sampler->sigmas().to(at::kDouble);
-  const auto exact = [&](int64_t i) {
-    return x0.to(at::kDouble) + sigmas[i] * v.to(at::kDouble);
-  };
+  const auto exact = [&](int64_t i) { return x0.to(at::kDouble) + sigmas[i] * v.to(at::kDouble); };
   at::Tensor x = exact(0).to(at::kFloat);
   for (int64_t i = 0; i < sampler->num_steps(); ++i) {
     x = sampler->step(v, i, x);
@@ -239,8 +236,11 @@ TEST(FlowSampler, MayStartAtALaterStep) {
     const at::Tensor sigma_next = sampler->sigmas()[4];
     // First order in x0 form from sigma to sigma_next with x0 = x - sigma * v.
     const at::Tensor x0 = x - sigma * v;
-    const at::Tensor expected = (sigma_next / sigma) * x + (1 - sigma_next) * (1 - at::exp(
-        at::log(sigma_next / (1 - sigma_next)) - at::log(sigma / (1 - sigma)))) * x0;
+    const at::Tensor expected =
+        (sigma_next / sigma) * x +
+        (1 - sigma_next) *
+            (1 - at::exp(at::log(sigma_next / (1 - sigma_next)) - at::log(sigma / (1 - sigma)))) *
+            x0;
     EXPECT_ALLCLOSE(sampler->step(v, 3, x), expected, 1e-5);
   }
 }

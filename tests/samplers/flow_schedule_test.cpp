@@ -15,8 +15,7 @@ using testing::golden_tensor;
 const int64_t kGoldenSteps[] = {3, 10, 50};
 const double kGoldenShifts[] = {3.0, 5.0, 8.0};
 
-std::string key(const std::string& solver, int64_t steps, double shift,
-                const std::string& field) {
+std::string key(const std::string& solver, int64_t steps, double shift, const std::string& field) {
   return solver + ".steps" + std::to_string(steps) + ".shift" +
          std::to_string(static_cast<int>(shift)) + "." + field;
 }
@@ -26,13 +25,14 @@ TEST(FlowSchedule, UnipcTimestepsExactAndSigmasWithin1e7) {
     for (double shift : kGoldenShifts) {
       SCOPED_TRACE(key("unipc", steps, shift, ""));
       const FlowSchedule schedule = unipc_schedule(steps, shift);
-      const at::Tensor timesteps = golden_tensor("schedulers", key("unipc", steps, shift, "timesteps"));
+      const at::Tensor timesteps =
+          golden_tensor("schedulers", key("unipc", steps, shift, "timesteps"));
       ASSERT_EQ(schedule.timesteps.scalar_type(), at::kLong);
       EXPECT_TRUE(at::equal(schedule.timesteps, timesteps))
           << schedule.timesteps << " vs " << timesteps;
       ASSERT_EQ(schedule.sigmas.scalar_type(), at::kFloat);
-      EXPECT_ALLCLOSE(schedule.sigmas, golden_tensor("schedulers", key("unipc", steps, shift, "sigmas")),
-                      1e-7);
+      EXPECT_ALLCLOSE(schedule.sigmas,
+                      golden_tensor("schedulers", key("unipc", steps, shift, "sigmas")), 1e-7);
       EXPECT_EQ(schedule.sigmas[steps].item<float>(), 0.0f);
     }
   }
@@ -48,11 +48,12 @@ TEST(FlowSchedule, DpmppSamplingSigmasWithin1e12TimestepsExactSigmasWithin1e7) {
                       golden_tensor("schedulers", key("dpmpp", steps, shift, "sampling_sigmas")),
                       1e-12);
       const FlowSchedule schedule = dpmpp_schedule(steps, shift);
-      const at::Tensor timesteps = golden_tensor("schedulers", key("dpmpp", steps, shift, "timesteps"));
+      const at::Tensor timesteps =
+          golden_tensor("schedulers", key("dpmpp", steps, shift, "timesteps"));
       EXPECT_TRUE(at::equal(schedule.timesteps, timesteps))
           << schedule.timesteps << " vs " << timesteps;
-      EXPECT_ALLCLOSE(schedule.sigmas, golden_tensor("schedulers", key("dpmpp", steps, shift, "sigmas")),
-                      1e-7);
+      EXPECT_ALLCLOSE(schedule.sigmas,
+                      golden_tensor("schedulers", key("dpmpp", steps, shift, "sigmas")), 1e-7);
     }
   }
 }

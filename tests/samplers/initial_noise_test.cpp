@@ -10,8 +10,7 @@ namespace wan::samplers {
 namespace {
 
 TEST(InitialNoise, BitIdenticalToOfficialNoiseOfEveryE2eGolden) {
-  for (const char* name :
-       {"e2e_t2v_unipc", "e2e_t2v_dpmpp", "e2e_i2v", "e2e_flf2v", "e2e_vace"}) {
+  for (const char* name : {"e2e_t2v_unipc", "e2e_t2v_dpmpp", "e2e_i2v", "e2e_flf2v", "e2e_vace"}) {
     SCOPED_TRACE(name);
     const auto metadata =
         io::read_metadata(testing::tiny_path(std::string("goldens/") + name + ".safetensors"));
@@ -20,8 +19,8 @@ TEST(InitialNoise, BitIdenticalToOfficialNoiseOfEveryE2eGolden) {
     const at::Tensor expected = testing::golden_tensor(name, "noise");
     const at::Tensor noise = initial_noise(expected.sizes(), seed);
     ASSERT_EQ(noise.scalar_type(), at::kFloat);
-    EXPECT_TRUE(at::equal(noise, expected)) << "seed " << seed << ", max abs diff "
-                                            << (noise - expected).abs().max().item<float>();
+    EXPECT_TRUE(at::equal(noise, expected))
+        << "seed " << seed << ", max abs diff " << (noise - expected).abs().max().item<float>();
   }
 }
 
