@@ -1,0 +1,77 @@
+#include "device/cuda_backend.h"
+
+#include <c10/util/Exception.h>
+
+#include "core/error.h"
+
+#ifdef WAN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace wan::device::cuda_backend {
+
+bool is_out_of_memory(const std::exception& e) {
+  return dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr;
+}
+
+#ifdef WAN_WITH_CUDA
+
+namespace {
+// Index 0 of every caching-allocator stat array is the aggregate over pools in all LibTorch
+// versions, whichever namespace StatType lives in.
+constexpr size_t kAggregate = 0;
+}  // namespace
+
+bool available() { return c10::cuda::device_count() > 0; }
+
+int device_count() { return static_cast<int>(c10::cuda::device_count()); }
+
+void mem_info(int index, int64_t* free, int64_t* total) {
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
+  size_t free_bytes = 0, total_bytes = 0;
+  C10_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  *free = static_cast<int64_t>(free_bytes);
+  *total = static_cast<int64_t>(total_bytes);
+}
+
+int64_t allocated_current(int index) {
+  const auto stats =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.allocated_bytes[kAggregate].current;
+}
+
+int64_t allocated_peak(int index) {
+  const auto stats =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.allocated_bytes[kAggregate].peak;
+}
+
+void reset_peak(int index) {
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
+}
+
+void set_memory_fraction(double fraction, int index) {
+  c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction,
+                                                     static_cast<c10::DeviceIndex>(index));
+}
+
+#else  // CPU-only LibTorch
+
+bool available() { return false; }
+int device_count() { return 0; }
+
+[[noreturn]] static void no_cuda() {
+  throw Error("this build of wan-native has no CUDA support (LibTorch without CUDA); use --device cpu");
+}
+void mem_info(int, int64_t*, int64_t*) { no_cuda(); }
+int64_t allocated_current(int) { no_cuda(); }
+int64_t allocated_peak(int) { no_cuda(); }
+void reset_peak(int) { no_cuda(); }
+void set_memory_fraction(double, int) { no_cuda(); }
+
+#endif
+
+}  // namespace wan::device::cuda_backend

@@ -1,0 +1,22 @@
+// The only CUDA-specific calls of the device component, compiled for real when CMake finds a
+// CUDA LibTorch (WAN_WITH_CUDA); otherwise they report "no CUDA".
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace wan::device::cuda_backend {
+
+bool available();
+int device_count();
+// Driver view of a device: free and total bytes (cudaMemGetInfo).
+void mem_info(int index, int64_t* free, int64_t* total);
+// Bytes held by live tensors per the caching allocator, and their peak since reset_peak.
+int64_t allocated_current(int index);
+int64_t allocated_peak(int index);
+void reset_peak(int index);
+// Makes the caching allocator raise its own out-of-memory past fraction * total.
+void set_memory_fraction(double fraction, int index);
+// Whether `e` is CUDA's out-of-memory error (c10::OutOfMemoryError).
+bool is_out_of_memory(const std::exception& e);
+
+}  // namespace wan::device::cuda_backend

@@ -1,0 +1,330 @@
+#include "device/device_manager.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "device/cuda_backend.h"
+
+namespace wan::device {
+
+struct ModelRecord {
+  std::string name;
+  Placement placement = Placement::kCpu;
+  std::shared_ptr<torch::nn::Module> module;
+  int64_t bytes = 0;
+  bool on_compute = false;
+  int leases = 0;
+  // While an offloaded model's weights are in: each parameter/buffer and its CPU tensor, which
+  // it points back at when moving out.
+  std::vector<std::pair<at::Tensor, at::Tensor>> cpu_copies;
+  std::string compute_name;
+};
+
+namespace {
+
+struct WeightSlot {
+  std::string key;
+  at::Tensor handle;  // shares its TensorImpl with the module's parameter or buffer
+};
+
+int64_t tensor_bytes(const at::Tensor& tensor) {
+  return static_cast<int64_t>(tensor.numel()) * static_cast<int64_t>(tensor.element_size());
+}
+
+// Every parameter and buffer once, under its checkpoint key; tied tensors count once.
+std::vector<WeightSlot> weight_slots(torch::nn::Module& module) {
+  std::vector<WeightSlot> slots;
+  std::unordered_set<const c10::TensorImpl*> seen;
+  auto add = [&](const std::string& key, const at::Tensor& tensor) {
+    if (tensor.defined() && seen.insert(tensor.unsafeGetTensorImpl()).second) {
+      slots.push_back({key, tensor});
+    }
+  };
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) add(item.key(), item.value());
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) add(item.key(), item.value());
+  return slots;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+// ---- ModelHandle -----------------------------------------------------------------------------
+
+const std::string& ModelHandle::name() const {
+  TORCH_CHECK(record_, "empty ModelHandle");
+  return record_->name;
+}
+Placement ModelHandle::placement() const {
+  TORCH_CHECK(record_, "empty ModelHandle");
+  return record_->placement;
+}
+std::shared_ptr<torch::nn::Module> ModelHandle::module() const {
+  TORCH_CHECK(record_, "empty ModelHandle");
+  return record_->module;
+}
+int64_t ModelHandle::bytes() const {
+  TORCH_CHECK(record_, "empty ModelHandle");
+  return record_->bytes;
+}
+bool ModelHandle::on_compute_device() const { return record_ && record_->on_compute; }
+
+// ---- ComputeLease ----------------------------------------------------------------------------
+
+ComputeLease::ComputeLease(ComputeLease&& other) noexcept { *this = std::move(other); }
+
+ComputeLease& ComputeLease::operator=(ComputeLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    manager_ = other.manager_;
+    record_ = std::move(other.record_);
+    scope_ = std::move(other.scope_);
+    device_ = other.device_;
+    on_virtual_ = other.on_virtual_;
+    on_compute_ = other.on_compute_;
+    other.manager_ = nullptr;
+  }
+  return *this;
+}
+
+ComputeLease::~ComputeLease() { release(); }
+
+void ComputeLease::release() {
+  if (manager_ == nullptr) return;
+  try {
+    manager_->end_lease(*record_);
+  } catch (const std::exception& e) {
+    spdlog::error("moving {} back to CPU memory failed: {}", record_->name, e.what());
+  }
+  scope_.reset();
+  record_.reset();
+  manager_ = nullptr;
+}
+
+at::Tensor ComputeLease::to_compute(const at::Tensor& tensor) const {
+  TORCH_CHECK(manager_, "to_compute on an ended lease");
+  return on_compute_ ? manager_->to_compute(tensor) : manager_->to_cpu(tensor);
+}
+
+at::Tensor ComputeLease::to_cpu(const at::Tensor& tensor) const {
+  TORCH_CHECK(manager_, "to_cpu on an ended lease");
+  return manager_->to_cpu(tensor);
+}
+
+// ---- DeviceManager ---------------------------------------------------------------------------
+
+DeviceManager::DeviceManager(const ComputeDeviceOptions& options)
+    : compute_(std::make_unique<ComputeDevice>(options)),
+      ledger_([this] { return MemorySample{memory(), models()}; }, [this] { reset_peaks(); }) {}
+
+DeviceManager::~DeviceManager() = default;
+
+ModelHandle DeviceManager::adopt(std::shared_ptr<torch::nn::Module> model, Placement placement,
+                                 std::string name) {
+  if (!model) throw Error("adopt: model '" + name + "' is null");
+  auto record = std::make_shared<ModelRecord>();
+  record->placement = placement;
+  record->module = std::move(model);
+  for (const auto& slot : weight_slots(*record->module)) record->bytes += tensor_bytes(slot.handle);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Reports key models by name, so a second "vae" becomes "vae#2".
+    std::string unique = name;
+    for (int n = 2;; ++n) {
+      bool taken = false;
+      for (const auto& weak : records_) {
+        auto other = weak.lock();
+        if (other && other->name == unique) taken = true;
+      }
+      if (!taken) break;
+      unique = name + "#" + std::to_string(n);
+    }
+    record->name = unique;
+    if (placement == Placement::kGpu && compute_->is_accelerator()) {
+      const std::string label = ledger_.current_label();
+      move_in(*record, label.empty() ? "adopt" : label, /*keep_cpu_copies=*/false);
+    }
+    records_.push_back(record);
+  }
+  if (placement != Placement::kCpu && !compute_->is_accelerator()) {
+    spdlog::info("{}: {} weights, placement={} computes on the CPU (no accelerator or budget)",
+                 record->name, format_bytes(record->bytes), placement_name(placement));
+  } else {
+    spdlog::info("{}: {} weights, placement={} -> {}", record->name, format_bytes(record->bytes),
+                 placement_name(placement), record->on_compute ? compute_->name() : "cpu");
+  }
+  return ModelHandle(record);
+}
+
+ComputeLease DeviceManager::lease(const ModelHandle& model, const std::string& node_label) {
+  if (!model) throw Error(node_label + ": lease of an empty model handle");
+  ModelRecord& record = *model.record_;
+  const bool on_compute = record.placement != Placement::kCpu && compute_->is_accelerator();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (on_compute && !record.on_compute) {
+      move_in(record, node_label, /*keep_cpu_copies=*/record.placement == Placement::kOffload);
+    }
+    ++record.leases;
+    ledger_.note_computed_on(record.name, on_compute ? compute_->name() : "cpu");
+  }
+  ComputeLease lease;
+  lease.manager_ = this;
+  lease.record_ = model.record_;
+  lease.on_compute_ = on_compute;
+  lease.on_virtual_ = on_compute && compute_->kind() == ComputeKind::kVirtual;
+  lease.device_ = on_compute ? compute_->device() : c10::Device(c10::kCPU);
+  // A model computing on the CPU inside another model's lease still counts as CPU memory.
+  lease.scope_ = std::make_unique<MemoryPoolScope>(lease.on_virtual_ ? MemoryPool::kVirtual
+                                                                     : MemoryPool::kHost);
+  return lease;
+}
+
+void DeviceManager::end_lease(ModelRecord& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (--record.leases == 0 && record.placement == Placement::kOffload && record.on_compute) {
+    move_out(record);
+  }
+}
+
+void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
+                            bool keep_cpu_copies) {
+  at::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  const bool is_virtual = compute_->kind() == ComputeKind::kVirtual;
+  auto slots = weight_slots(*record.module);
+  std::vector<at::Tensor> originals;
+  originals.reserve(slots.size());
+
+  // Points every moved tensor back at its CPU original; the copies free as they drop.
+  auto roll_back = [&] {
+    for (size_t j = 0; j < originals.size(); ++j) slots[j].handle.set_data(originals[j]);
+  };
+  auto fail = [&](const std::string& key, const std::string& device, int64_t requested,
+                  int64_t free, int64_t capacity) -> OutOfMemory {
+    const std::string hint =
+        record.placement == Placement::kGpu
+            ? "try placement=offload for " + record.name + ", or a larger --vram"
+            : "try placement=cpu for " + record.name +
+                  ", a smaller weight dtype, or a larger --vram";
+    return OutOfMemory(node_label + ": " + device + " out of memory moving " + record.name +
+                           " tensor '" + key + "' (" + format_bytes(requested) + " asked, " +
+                           format_bytes(free) + " free of " + format_bytes(capacity) +
+                           "); the move was undone and " + record.name +
+                           " stays in CPU memory; " + hint,
+                       device, key, requested, free, capacity);
+  };
+
+  int64_t moved = 0;
+  {
+    // On the virtual accelerator ATen's device stays CPU, so "moving" is a copy made inside
+    // the virtual pool's scope; that copy is the counted memory.
+    auto scope = compute_->open_scope();
+    for (auto& slot : slots) {
+      at::Tensor original = slot.handle.variable_data();
+      const int64_t bytes = tensor_bytes(original);
+      try {
+        at::Tensor copy;
+        if (is_virtual) {
+          copy = original.clone();
+        } else {
+          compute_->check_fits(bytes, slot.key);
+          copy = original.to(compute_->device());
+        }
+        slot.handle.set_data(copy);
+      } catch (const OutOfMemory& e) {
+        roll_back();
+        throw fail(slot.key, e.device(), e.bytes_requested(), e.bytes_free(),
+                   e.bytes_capacity());
+      } catch (const std::exception& e) {
+        roll_back();
+        if (cuda_backend::is_out_of_memory(e)) {
+          throw fail(slot.key, compute_->name(), bytes, compute_->bytes_free(),
+                     compute_->bytes_capacity());
+        }
+        throw;
+      }
+      originals.push_back(std::move(original));
+      moved += bytes;
+    }
+  }
+  if (keep_cpu_copies) {
+    record.cpu_copies.clear();
+    record.cpu_copies.reserve(slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) {
+      record.cpu_copies.emplace_back(slots[i].handle, originals[i]);
+    }
+  }
+  record.on_compute = true;
+  record.compute_name = compute_->name();
+  const double seconds = seconds_since(start);
+  ledger_.add_transfer(moved, 0, seconds);
+  spdlog::debug("{}: moved {} ({}) to {} in {:.3f} s", node_label, record.name,
+                format_bytes(moved), compute_->name(), seconds);
+}
+
+void DeviceManager::move_out(ModelRecord& record) {
+  const auto start = std::chrono::steady_clock::now();
+  int64_t released = 0;
+  for (auto& [handle, cpu] : record.cpu_copies) {
+    released += tensor_bytes(cpu);
+    handle.set_data(cpu);  // the device copy drops here and its memory frees
+  }
+  record.cpu_copies.clear();
+  record.on_compute = false;
+  ledger_.add_transfer(0, released, seconds_since(start));
+}
+
+at::Tensor DeviceManager::to_compute(const at::Tensor& tensor) const {
+  if (!compute_->is_accelerator() || !tensor.defined()) return tensor;
+  if (compute_->kind() == ComputeKind::kVirtual) {
+    if (TrackingAllocator::pool_of(tensor) == MemoryPool::kVirtual) return tensor;
+    MemoryPoolScope scope(MemoryPool::kVirtual);
+    return tensor.clone();
+  }
+  return tensor.to(compute_->device());
+}
+
+at::Tensor DeviceManager::to_cpu(const at::Tensor& tensor) const {
+  if (!tensor.defined()) return tensor;
+  MemoryPoolScope scope(MemoryPool::kHost);
+  if (!tensor.device().is_cpu()) return tensor.to(c10::kCPU);
+  if (TrackingAllocator::pool_of(tensor) == MemoryPool::kVirtual) return tensor.clone();
+  return tensor;
+}
+
+std::vector<ModelMemory> DeviceManager::models() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<ModelMemory> out;
+  for (const auto& weak : records_) {
+    auto record = weak.lock();
+    if (!record) continue;
+    out.push_back({record->name, placement_name(record->placement),
+                   record->on_compute ? record->compute_name : "cpu", "", record->bytes});
+  }
+  return out;
+}
+
+std::vector<DeviceMemory> DeviceManager::memory() const {
+  std::vector<DeviceMemory> out;
+  const MemoryPoolStats host = ComputeDevice::host_stats();
+  if (compute_->is_accelerator()) {
+    out.push_back({compute_->name(), compute_->bytes_in_use(), compute_->bytes_peak(),
+                   compute_->bytes_capacity()});
+  }
+  out.push_back({"cpu", host.bytes_current, host.bytes_peak, -1});
+  return out;
+}
+
+void DeviceManager::reset_peaks() {
+  if (compute_->is_accelerator()) compute_->reset_peak();
+  ComputeDevice::reset_host_peak();
+}
+
+}  // namespace wan::device

@@ -1,0 +1,21 @@
+// Where a model's weights live between computations; the `placement` input of every loader.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace wan::device {
+
+enum class Placement {
+  kGpu,      // weights move to the compute device when loaded and stay there
+  kCpu,      // weights stay in CPU memory and the model computes on the CPU
+  kOffload,  // weights stay in CPU memory and visit the compute device only while it computes
+};
+
+// "gpu", "cpu", "offload": the spellings workflows use.
+const char* placement_name(Placement placement);
+// Throws wan::ValidationError listing the accepted values when `text` is none of them.
+Placement parse_placement(const std::string& text);
+// The options of the `placement` combo, in the order the UI shows them.
+const std::vector<std::string>& placement_choices();
+
+}  // namespace wan::device

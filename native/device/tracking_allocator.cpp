@@ -1,0 +1,220 @@
+#include "device/tracking_allocator.h"
+
+#include <c10/core/CPUAllocator.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "core/error.h"
+
+namespace wan::device {
+namespace {
+
+// Trivially destructible on purpose: tensors freed during static destruction still update them.
+struct PoolCounter {
+  std::atomic<int64_t> current{0};
+  std::atomic<int64_t> peak{0};
+  std::atomic<int64_t> capacity{-1};
+  std::atomic<int64_t> allocations{0};
+};
+PoolCounter g_pools[kMemoryPoolCount];
+
+// Names used in OutOfMemory messages; leaked so late frees never see a destroyed string.
+std::mutex& names_mutex() {
+  static auto* mutex = new std::mutex();
+  return *mutex;
+}
+std::array<std::string, kMemoryPoolCount>& pool_device_names() {
+  static auto* names = new std::array<std::string, kMemoryPoolCount>{"cpu", "vgpu"};
+  return *names;
+}
+
+// The allocation as the wrapped allocator made it, plus what to give back to the pool counter.
+struct TrackedContext {
+  c10::DataPtr inner;
+  int64_t bytes;
+  MemoryPool pool;
+};
+
+void free_tracked(void* context) {
+  auto* tracked = static_cast<TrackedContext*>(context);
+  PoolCounter& counter = g_pools[static_cast<int>(tracked->pool)];
+  counter.current.fetch_sub(tracked->bytes, std::memory_order_relaxed);
+  counter.allocations.fetch_sub(1, std::memory_order_relaxed);
+  delete tracked;  // releases `inner` through the wrapped allocator's deleter
+}
+
+// The stack of open scopes on this thread; the last entry is the active pool.
+struct ScopeStack {
+  std::vector<const MemoryPoolScope*> open;
+};
+thread_local ScopeStack t_scopes;
+thread_local MemoryPool t_active = MemoryPool::kHost;
+
+void refresh_active() {
+  t_active = t_scopes.open.empty() ? MemoryPool::kHost : t_scopes.open.back()->pool();
+}
+
+[[noreturn]] void throw_out_of_memory(MemoryPool pool, int64_t requested, int64_t in_use,
+                                      int64_t capacity) {
+  std::string device;
+  {
+    std::lock_guard<std::mutex> lock(names_mutex());
+    device = pool_device_names()[static_cast<int>(pool)];
+  }
+  const int64_t free = std::max<int64_t>(0, capacity - in_use);
+  throw OutOfMemory(device + " out of memory: tried to allocate " + format_bytes(requested) +
+                        "; " + format_bytes(free) + " free of " + format_bytes(capacity),
+                    device, "", requested, free, capacity);
+}
+
+class TrackingAllocatorImpl final : public c10::Allocator {
+ public:
+  explicit TrackingAllocatorImpl(c10::Allocator* inner) : inner_(inner) {}
+
+  // LibTorch 1.x/2.0-2.2 declare allocate() const, later versions non-const. Declaring both
+  // overrides whichever the base has and keeps the other as a plain overload.
+  c10::DataPtr allocate(size_t n) const { return allocate_tracked(n); }
+  c10::DataPtr allocate(size_t n) { return allocate_tracked(n); }
+
+  // Pure virtual in LibTorch >= 2.1 (it backs Allocator::clone); a plain member before.
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    std::memcpy(dest, src, count);
+  }
+
+  c10::Allocator* inner() const { return inner_; }
+
+ private:
+  c10::DataPtr allocate_tracked(size_t n) const {
+    if (n == 0) return inner_->allocate(0);
+    const MemoryPool pool = t_active;
+    PoolCounter& counter = g_pools[static_cast<int>(pool)];
+    const auto bytes = static_cast<int64_t>(n);
+    const int64_t now = counter.current.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    const int64_t capacity = counter.capacity.load(std::memory_order_relaxed);
+    if (capacity >= 0 && now > capacity) {
+      counter.current.fetch_sub(bytes, std::memory_order_relaxed);
+      throw_out_of_memory(pool, bytes, now - bytes, capacity);
+    }
+    int64_t peak = counter.peak.load(std::memory_order_relaxed);
+    while (now > peak &&
+           !counter.peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+    c10::DataPtr inner;
+    try {
+      inner = inner_->allocate(n);
+    } catch (...) {
+      counter.current.fetch_sub(bytes, std::memory_order_relaxed);
+      throw;
+    }
+    counter.allocations.fetch_add(1, std::memory_order_relaxed);
+    // get() is `void*` in 1.x and `const void*` in 2.x; the storage owns the memory either way.
+    void* data = const_cast<void*>(static_cast<const void*>(inner.get()));
+    const c10::Device device = inner.device();
+    auto* context = new TrackedContext{std::move(inner), bytes, pool};
+    return c10::DataPtr(data, context, &free_tracked, device);
+  }
+
+  c10::Allocator* inner_;
+};
+
+std::mutex& install_mutex() {
+  static auto* mutex = new std::mutex();
+  return *mutex;
+}
+TrackingAllocatorImpl* g_instance = nullptr;  // leaked: live tensors may still point at it
+
+}  // namespace
+
+void TrackingAllocator::install() {
+  std::lock_guard<std::mutex> lock(install_mutex());
+  c10::Allocator* current = c10::GetCPUAllocator();
+  if (g_instance != nullptr && current == g_instance) return;
+  if (g_instance == nullptr || g_instance->inner() != current) {
+    g_instance = new TrackingAllocatorImpl(current);
+  }
+  c10::SetCPUAllocator(g_instance, /*priority=*/0);
+  if (c10::GetCPUAllocator() != g_instance) {
+    // Someone registered a CPU allocator with a higher priority; counting would silently miss.
+    throw Error("cannot install the tracking CPU allocator: a higher-priority CPU allocator is "
+                "registered, so memory accounting is unavailable");
+  }
+}
+
+void TrackingAllocator::uninstall() {
+  std::lock_guard<std::mutex> lock(install_mutex());
+  if (g_instance != nullptr && c10::GetCPUAllocator() == g_instance) {
+    c10::SetCPUAllocator(g_instance->inner(), /*priority=*/0);
+  }
+}
+
+bool TrackingAllocator::is_installed() {
+  std::lock_guard<std::mutex> lock(install_mutex());
+  return g_instance != nullptr && c10::GetCPUAllocator() == g_instance;
+}
+
+MemoryPoolStats TrackingAllocator::stats(MemoryPool pool) {
+  const PoolCounter& counter = g_pools[static_cast<int>(pool)];
+  MemoryPoolStats stats;
+  stats.bytes_current = counter.current.load();
+  stats.bytes_peak = std::max(counter.peak.load(), stats.bytes_current);
+  stats.bytes_capacity = counter.capacity.load();
+  stats.allocations = counter.allocations.load();
+  return stats;
+}
+
+void TrackingAllocator::reset_peak(MemoryPool pool) {
+  PoolCounter& counter = g_pools[static_cast<int>(pool)];
+  counter.peak.store(counter.current.load());
+}
+
+void TrackingAllocator::set_capacity(MemoryPool pool, int64_t bytes,
+                                     const std::string& device_name) {
+  {
+    std::lock_guard<std::mutex> lock(names_mutex());
+    pool_device_names()[static_cast<int>(pool)] = device_name;
+  }
+  g_pools[static_cast<int>(pool)].capacity.store(bytes);
+}
+
+void TrackingAllocator::clear_capacity(MemoryPool pool) {
+  g_pools[static_cast<int>(pool)].capacity.store(-1);
+}
+
+std::optional<MemoryPool> TrackingAllocator::pool_of(const at::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.has_storage()) return std::nullopt;
+  const c10::DataPtr& data_ptr = tensor.storage().data_ptr();
+  if (data_ptr.get_deleter() != &free_tracked) return std::nullopt;
+  return static_cast<const TrackedContext*>(data_ptr.get_context())->pool;
+}
+
+MemoryPool active_pool() { return t_active; }
+
+MemoryPoolScope::MemoryPoolScope(MemoryPool pool)
+    : pool_(pool), thread_(std::this_thread::get_id()) {
+  t_scopes.open.push_back(this);
+  refresh_active();
+}
+
+MemoryPoolScope::~MemoryPoolScope() {
+  if (thread_ != std::this_thread::get_id()) {
+    spdlog::error("memory pool scope ended on another thread than it began; accounting of the "
+                  "opening thread stays on pool '{}'", memory_pool_name(pool_));
+    return;
+  }
+  auto& open = t_scopes.open;
+  auto it = std::find(open.rbegin(), open.rend(), this);
+  if (it != open.rend()) open.erase(std::next(it).base());
+  refresh_active();
+}
+
+const char* memory_pool_name(MemoryPool pool) {
+  return pool == MemoryPool::kHost ? "host" : "virtual";
+}
+
+}  // namespace wan::device
