@@ -142,6 +142,14 @@ TEST(WanDitConfig, T2v13bHasTheOfficialParameterCount) {
   EXPECT_NEAR(count * 4 / 1e9, 5.68, 0.005);
 }
 
+TEST(WanDitConfig, PresetParameterCountsMatchTheDocumentedTable) {
+  EXPECT_EQ(wan_dit_parameter_count(WanDitConfig::vace_1_3b()), 2153972032);
+  EXPECT_EQ(wan_dit_parameter_count(WanDitConfig::t2v_14b()), 14288491584);
+  EXPECT_EQ(wan_dit_parameter_count(WanDitConfig::i2v_14b()), 16394878784);
+  EXPECT_EQ(wan_dit_parameter_count(WanDitConfig::flf2v_14b()), 16395536704);
+  EXPECT_EQ(wan_dit_parameter_count(WanDitConfig::vace_14b()), 17337592896);
+}
+
 TEST(WanDitConfig, ExpectedTensorsEqualModuleParametersForEveryVariant) {
   for (const std::string variant : {"t2v", "i2v", "flf2v", "vace"}) {
     SCOPED_TRACE(variant);
