@@ -32,10 +32,14 @@ void emit(RunContext& run, ProgressEvent::Kind kind, const std::string& id,
 
 const char* outcome_name(NodeRun::Outcome outcome) {
   switch (outcome) {
-    case NodeRun::Outcome::kOk: return "ok";
-    case NodeRun::Outcome::kCached: return "cached";
-    case NodeRun::Outcome::kError: return "error";
-    case NodeRun::Outcome::kCancelled: return "cancelled";
+    case NodeRun::Outcome::kOk:
+      return "ok";
+    case NodeRun::Outcome::kCached:
+      return "cached";
+    case NodeRun::Outcome::kError:
+      return "error";
+    case NodeRun::Outcome::kCancelled:
+      return "cancelled";
   }
   return "?";
 }

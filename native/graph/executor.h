@@ -8,10 +8,9 @@
 // run, entries the new prompt no longer uses are dropped (the old model goes before the new one
 // loads).
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <exception>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -85,9 +84,9 @@ class Executor {
                                              const std::vector<std::string>& order);
 
   const NodeRegistry& registry_;
-  std::map<uint64_t, Values> cache_;              // cache key -> outputs
-  std::map<std::string, uint64_t> interned_;      // signature text -> cache key
-  std::map<std::string, uint64_t> last_keys_;     // node id -> cache key, last run
+  std::map<uint64_t, Values> cache_;           // cache key -> outputs
+  std::map<std::string, uint64_t> interned_;   // signature text -> cache key
+  std::map<std::string, uint64_t> last_keys_;  // node id -> cache key, last run
   uint64_t next_key_ = 1;
   RunReport last_report_;
 };

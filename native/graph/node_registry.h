@@ -7,13 +7,12 @@
 //   };
 //   WAN_REGISTER_NODE(LoadVae);
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -143,6 +142,6 @@ class NodeRegistry {
 
 // Registers a Node subclass in NodeRegistry::global() at static-initialisation time. Use it in the
 // node's .cpp, in the namespace of the type.
-#define WAN_REGISTER_NODE(Type)                           \
+#define WAN_REGISTER_NODE(Type)                              \
   [[maybe_unused]] static const bool wan_registered_##Type = \
       (::wan::graph::NodeRegistry::global().add<Type>(), true)

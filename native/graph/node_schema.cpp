@@ -116,12 +116,13 @@ std::vector<std::string> list_model_files(const fs::path& models_dir, const std:
   std::error_code ec;
   if (models_dir.empty() || !fs::is_directory(root, ec)) return files;
   auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  for (fs::recursive_directory_iterator it(
-           root, fs::directory_options::follow_directory_symlink |
-                     fs::directory_options::skip_permission_denied,
-           ec),
+  for (fs::recursive_directory_iterator it(root,
+                                           fs::directory_options::follow_directory_symlink |
+                                               fs::directory_options::skip_permission_denied,
+                                           ec),
        end;
        !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;

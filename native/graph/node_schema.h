@@ -7,10 +7,9 @@
 //
 // The runner, `--object-info`, the validator and the UI-workflow reader all read this one object.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

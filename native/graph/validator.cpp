@@ -79,8 +79,8 @@ class PromptValidator {
                      error["details"].get<std::string>();
         }
       }
-      result.error =
-          make_error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details);
+      result.error = make_error("prompt_outputs_failed_validation",
+                                "Prompt outputs failed validation", details);
     }
     return result;
   }
@@ -166,11 +166,11 @@ class PromptValidator {
         continue;
       }
       if (!input->is_widget()) {
-        add(id, make_error("invalid_input_type", "Input needs a link from another node",
-                           name + ": a " + input->type() + " input takes [node_id, output_index], not " +
-                               value.dump(),
-                           {{"input_name", name}, {"input_config", config()},
-                            {"received_value", value}}));
+        add(id, make_error(
+                    "invalid_input_type", "Input needs a link from another node",
+                    name + ": a " + input->type() + " input takes [node_id, output_index], not " +
+                        value.dump(),
+                    {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
         continue;
       }
       Value converted;
@@ -180,8 +180,10 @@ class PromptValidator {
         add(id, make_error("invalid_input_type",
                            "Failed to convert an input value to a " + input->type() + " value",
                            name + ", " + value.dump() + ", " + e.what(),
-                           {{"input_name", name}, {"input_config", config()},
-                            {"received_value", value}, {"exception_message", e.what()}}));
+                           {{"input_name", name},
+                            {"input_config", config()},
+                            {"received_value", value},
+                            {"exception_message", e.what()}}));
         continue;
       }
       if (input->type() == kInt || input->type() == kFloat) {
@@ -189,17 +191,19 @@ class PromptValidator {
         const json& min = input->min_value();
         const json& max = input->max_value();
         if (min.is_number() && as_long_double(number) < as_long_double(min)) {
-          add(id, make_error("value_smaller_than_min",
-                             "Value " + number.dump() + " smaller than min of " + min.dump(), name,
-                             {{"input_name", name}, {"input_config", config()},
-                              {"received_value", value}}));
+          add(id,
+              make_error(
+                  "value_smaller_than_min",
+                  "Value " + number.dump() + " smaller than min of " + min.dump(), name,
+                  {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
           continue;
         }
         if (max.is_number() && as_long_double(number) > as_long_double(max)) {
-          add(id, make_error("value_bigger_than_max",
-                             "Value " + number.dump() + " bigger than max of " + max.dump(), name,
-                             {{"input_name", name}, {"input_config", config()},
-                              {"received_value", value}}));
+          add(id,
+              make_error(
+                  "value_bigger_than_max",
+                  "Value " + number.dump() + " bigger than max of " + max.dump(), name,
+                  {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
           continue;
         }
       }
@@ -237,8 +241,8 @@ class PromptValidator {
     json extra = {{"input_name", name}, {"received_value", value}};
     if (!parse_link(value, &up, &index)) {
       add(id, make_error("bad_linked_input",
-                         "Bad linked input, must be a length-2 list of [node_id, slot_index]",
-                         name, extra));
+                         "Bad linked input, must be a length-2 list of [node_id, slot_index]", name,
+                         extra));
       return;
     }
     if (!prompt_.contains(up)) {
@@ -320,8 +324,8 @@ class PromptValidator {
     for (const auto& id : ids_) {
       if (!needed.count(id) || !is_clean(id, memo)) continue;
       const NodeSchema& schema = *schemas_.at(id);
-      views[id] = std::make_unique<NodeView>(id, schema.name(),
-                                             literal_values(inputs_of(id), schema));
+      views[id] =
+          std::make_unique<NodeView>(id, schema.name(), literal_values(inputs_of(id), schema));
     }
     for (auto& [id, view] : views) {
       for (const auto& [name, value] : inputs_of(id).items()) {
@@ -360,7 +364,8 @@ class PromptValidator {
       result.node_errors[id] = {
           {"errors", errors},
           {"dependent_outputs", dependents},
-          {"class_type", node.is_object() ? node.value("class_type", json(nullptr)) : json(nullptr)}};
+          {"class_type",
+           node.is_object() ? node.value("class_type", json(nullptr)) : json(nullptr)}};
     }
   }
 
@@ -390,9 +395,7 @@ std::string summarize(const json& report) {
 
 }  // namespace
 
-json ValidationResult::to_json() const {
-  return {{"error", error}, {"node_errors", node_errors}};
-}
+json ValidationResult::to_json() const { return {{"error", error}, {"node_errors", node_errors}}; }
 
 ValidationResult validate_prompt(const json& prompt, const NodeRegistry& registry,
                                  const ValidateOptions& options) {

@@ -11,9 +11,8 @@
 // value_smaller_than_min, value_bigger_than_max, value_not_in_list, dependency_cycle,
 // custom_validation_failed, exception_during_validation, prompt_outputs_failed_validation.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -28,9 +27,9 @@ struct ValidateOptions {
 
 struct ValidationResult {
   bool ok = true;
-  nlohmann::json error;                             // null when ok
+  nlohmann::json error;  // null when ok
   nlohmann::json node_errors = nlohmann::json::object();
-  std::vector<std::string> outputs;                 // output node ids, sorted
+  std::vector<std::string> outputs;  // output node ids, sorted
   // {"error": ..., "node_errors": ...}
   nlohmann::json to_json() const;
 };

@@ -8,13 +8,20 @@ namespace {
 
 const char* kind_name(Value::Kind kind) {
   switch (kind) {
-    case Value::Kind::kNone: return "NONE";
-    case Value::Kind::kInt: return "INT";
-    case Value::Kind::kFloat: return "FLOAT";
-    case Value::Kind::kBool: return "BOOLEAN";
-    case Value::Kind::kString: return "STRING";
-    case Value::Kind::kTensor: return "TENSOR";
-    case Value::Kind::kObject: return "OBJECT";
+    case Value::Kind::kNone:
+      return "NONE";
+    case Value::Kind::kInt:
+      return "INT";
+    case Value::Kind::kFloat:
+      return "FLOAT";
+    case Value::Kind::kBool:
+      return "BOOLEAN";
+    case Value::Kind::kString:
+      return "STRING";
+    case Value::Kind::kTensor:
+      return "TENSOR";
+    case Value::Kind::kObject:
+      return "OBJECT";
   }
   return "?";
 }
@@ -106,12 +113,8 @@ const Value& Values::get(const std::string& name) const {
 int64_t Values::integer(const std::string& name) const { WAN_VALUES_READ(as_int); }
 double Values::number(const std::string& name) const { WAN_VALUES_READ(as_float); }
 bool Values::boolean(const std::string& name) const { WAN_VALUES_READ(as_bool); }
-const std::string& Values::string(const std::string& name) const {
-  WAN_VALUES_READ(as_string);
-}
-const at::Tensor& Values::tensor(const std::string& name) const {
-  WAN_VALUES_READ(as_tensor);
-}
+const std::string& Values::string(const std::string& name) const { WAN_VALUES_READ(as_string); }
+const at::Tensor& Values::tensor(const std::string& name) const { WAN_VALUES_READ(as_tensor); }
 const std::shared_ptr<const Object>& Values::get_object(const std::string& name) const {
   WAN_VALUES_READ(as_object);
 }

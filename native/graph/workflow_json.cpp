@@ -91,13 +91,14 @@ class UiGraph {
     for (size_t hops = 0; hops <= nodes_.size(); ++hops) {
       auto link = links_.find(link_id);
       if (link == links_.end()) {
-        throw ValidationError("workflow: node " + node_id + " input '" + input_name + "' uses link " +
-                              std::to_string(link_id) + ", which is not in 'links'");
+        throw ValidationError("workflow: node " + node_id + " input '" + input_name +
+                              "' uses link " + std::to_string(link_id) +
+                              ", which is not in 'links'");
       }
       auto origin_it = nodes_.find(link->second.origin);
       // A link from a node that is not there: keep it, the validator names the missing node.
-      if (origin_it == nodes_.end()) return {Source::Kind::kLink, link->second.origin,
-                                             link->second.origin_slot, {}};
+      if (origin_it == nodes_.end())
+        return {Source::Kind::kLink, link->second.origin, link->second.origin_slot, {}};
       const json& origin = *origin_it->second;
       const std::string type = origin.value("type", "");
       const int mode = origin.value("mode", 0);

@@ -5,9 +5,8 @@
 // UI workflow: {"nodes": [{"id", "type", "mode", "inputs", "outputs", "widgets_values", "title"}],
 //               "links": [[id, from_node, from_slot, to_node, to_slot, type], ...], "groups", ...}
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

@@ -31,9 +31,15 @@ class ExecutorTest : public ::testing::Test {
     std::vector<std::string> log;
     for (const auto& e : events_) {
       switch (e.kind) {
-        case ProgressEvent::Kind::kNodeStarted: log.push_back("started:" + e.node_id); break;
-        case ProgressEvent::Kind::kNodeCached: log.push_back("cached:" + e.node_id); break;
-        case ProgressEvent::Kind::kNodeFinished: log.push_back("finished:" + e.node_id); break;
+        case ProgressEvent::Kind::kNodeStarted:
+          log.push_back("started:" + e.node_id);
+          break;
+        case ProgressEvent::Kind::kNodeCached:
+          log.push_back("cached:" + e.node_id);
+          break;
+        case ProgressEvent::Kind::kNodeFinished:
+          log.push_back("finished:" + e.node_id);
+          break;
         case ProgressEvent::Kind::kStep:
           log.push_back("step:" + e.node_id + ":" + std::to_string(e.step) + "/" +
                         std::to_string(e.steps));
@@ -54,10 +60,10 @@ class ExecutorTest : public ::testing::Test {
 
 TEST_F(ExecutorTest, RunsOnlyAncestorsOfOutputNodesInDependencyOrder) {
   const RunReport report = executor_.run(prompt_, run_);
-  EXPECT_EQ(event_log(), (std::vector<std::string>{
-                             "started:1", "finished:1", "started:2", "step:2:1/3", "step:2:2/3",
-                             "step:2:3/3", "finished:2", "started:3", "finished:3", "started:4",
-                             "finished:4"}));
+  EXPECT_EQ(event_log(),
+            (std::vector<std::string>{"started:1", "finished:1", "started:2", "step:2:1/3",
+                                      "step:2:2/3", "step:2:3/3", "finished:2", "started:3",
+                                      "finished:3", "started:4", "finished:4"}));
   EXPECT_EQ(runs().count("FakeText"), 0u);  // node 5 feeds no output
   ASSERT_EQ(saved().size(), 1u);
   // (seed 10 + bias default 0.5) * scale 2, decoded x2.
@@ -186,8 +192,8 @@ TEST_F(ExecutorTest, NodeFailureNamesNodeAndClass) {
 TEST_F(ExecutorTest, RejectsInvalidPromptBeforeRunningAnyNode) {
   prompt_["2"]["inputs"]["extra"] = json::array({"3", 0});  // 2 -> 3 -> 2 after the fix below
   prompt_["3"]["class_type"] = "FakeSample";
-  prompt_["3"]["inputs"] = {{"model", {"1", 0}}, {"seed", 1}, {"steps", 1}, {"mode", "add"},
-                            {"extra", {"2", 0}}};
+  prompt_["3"]["inputs"] = {
+      {"model", {"1", 0}}, {"seed", 1}, {"steps", 1}, {"mode", "add"}, {"extra", {"2", 0}}};
   prompt_["4"]["inputs"]["images"] = json::array({"3", 0});
   try {
     executor_.run(prompt_, run_);
@@ -212,8 +218,13 @@ TEST_F(ExecutorTest, ReportsWallTimePerNode) {
 TEST_F(ExecutorTest, OptionalSocketFeedsWhenLinked) {
   // A second sampler reads the first one's latent through the optional "extra" socket.
   prompt_["6"] = {{"class_type", "FakeSample"},
-                  {"inputs", {{"model", {"1", 0}}, {"seed", 0}, {"steps", 1}, {"mode", "add"},
-                              {"bias", 0.0}, {"extra", {"2", 0}}}}};
+                  {"inputs",
+                   {{"model", {"1", 0}},
+                    {"seed", 0},
+                    {"steps", 1},
+                    {"mode", "add"},
+                    {"bias", 0.0},
+                    {"extra", {"2", 0}}}}};
   prompt_["4"]["inputs"]["images"] = json::array({"6", 0});
   executor_.run(prompt_, run_);
   EXPECT_DOUBLE_EQ(saved().back().item<double>(), 21.0);  // 0 * 2 + 21

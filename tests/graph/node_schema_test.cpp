@@ -42,7 +42,8 @@ TEST(NodeSchema, ExportsComfyObjectInfoShape) {
   EXPECT_EQ(info["input"]["required"]["seed"],
             json::parse(R"(["INT", {"default": 0, "min": 0, "max": 9007199254740992,
                                     "control_after_generate": true}])"));
-  EXPECT_EQ(info["input"]["required"]["mode"], json::parse(R"([["add", "mul"], {"default": "add"}])"));
+  EXPECT_EQ(info["input"]["required"]["mode"],
+            json::parse(R"([["add", "mul"], {"default": "add"}])"));
   EXPECT_EQ(info["input"]["optional"]["bias"], json::parse(R"(["FLOAT", {"default": 0.5}])"));
   EXPECT_EQ(info["input"]["optional"]["extra"], json({"FAKE_LATENT"}));
   EXPECT_EQ(info["input_order"]["required"], json({"model", "seed", "steps", "mode"}));
@@ -81,8 +82,8 @@ TEST(NodeSchema, ModelFileListsFilesUnderModelsFolder) {
             (std::vector<std::string>{"a.pth", "b.safetensors", "shards.safetensors.index.json",
                                       "sub/c.sft"}));
   EXPECT_TRUE(input.combo_options(root / "nowhere").empty());
-  EXPECT_EQ(input.object_info(root)[0], json({"a.pth", "b.safetensors",
-                                              "shards.safetensors.index.json", "sub/c.sft"}));
+  EXPECT_EQ(input.object_info(root)[0],
+            json({"a.pth", "b.safetensors", "shards.safetensors.index.json", "sub/c.sft"}));
   fs::remove_all(root);
 }
 

@@ -136,7 +136,8 @@ TEST_F(Validator, ReportsValueSmallerThanMin) {
   EXPECT_EQ(error["type"], "value_smaller_than_min");
   EXPECT_EQ(error["message"], "Value 0 smaller than min of 1");
   EXPECT_EQ(error["details"], "steps");
-  EXPECT_EQ(error["extra_info"]["input_config"], json::parse(R"(["INT", {"default": 4, "min": 1, "max": 100}])"));
+  EXPECT_EQ(error["extra_info"]["input_config"],
+            json::parse(R"(["INT", {"default": 4, "min": 1, "max": 100}])"));
 }
 
 TEST_F(Validator, ReportsValueBiggerThanMax) {
@@ -152,15 +153,17 @@ TEST_F(Validator, ReportsValueNotInList) {
   const json error = single_error(validate(prompt_), "1");
   EXPECT_EQ(error["type"], "value_not_in_list");
   EXPECT_EQ(error["message"], "Value not in list");
-  EXPECT_EQ(error["details"], "model_name: 'c.safetensors' not in ['a.safetensors', 'b.safetensors']");
+  EXPECT_EQ(error["details"],
+            "model_name: 'c.safetensors' not in ['a.safetensors', 'b.safetensors']");
   EXPECT_EQ(error["extra_info"]["received_value"], "c.safetensors");
 }
 
 TEST_F(Validator, ReportsDependencyCycle) {
   // 2.extra <- 6, 6.extra <- 2: Sample nodes feeding each other.
-  prompt_["6"] = {{"class_type", "FakeSample"},
-                  {"inputs", {{"model", {"1", 0}}, {"seed", 1}, {"steps", 1}, {"mode", "add"},
-                              {"extra", {"2", 0}}}}};
+  prompt_["6"] = {
+      {"class_type", "FakeSample"},
+      {"inputs",
+       {{"model", {"1", 0}}, {"seed", 1}, {"steps", 1}, {"mode", "add"}, {"extra", {"2", 0}}}}};
   prompt_["2"]["inputs"]["extra"] = json::array({"6", 0});
   const ValidationResult result = validate(prompt_);
   for (const char* id : {"2", "6"}) {
@@ -192,7 +195,8 @@ TEST_F(Validator, SkipsCustomValidationWhenUpstreamIsInvalid) {
 }
 
 TEST_F(Validator, ReportsExceptionDuringValidation) {
-  const json prompt = json::parse(R"({"1": {"class_type": "FakeBadValidate", "inputs": {"n": 1}}})");
+  const json prompt =
+      json::parse(R"({"1": {"class_type": "FakeBadValidate", "inputs": {"n": 1}}})");
   const json error = single_error(validate(prompt), "1");
   EXPECT_EQ(error["type"], "exception_during_validation");
   EXPECT_EQ(error["message"], "Exception when validating node");
@@ -213,7 +217,8 @@ TEST_F(Validator, CollectsAllErrorsAtOnce) {
   EXPECT_EQ(result.node_errors["7"]["errors"][0]["type"], "missing_node_type");
   EXPECT_EQ(result.node_errors["7"]["dependent_outputs"], json::array());
   const std::string details = result.error["details"];
-  EXPECT_NE(details.find("FakeSample (node 2): Value 1000 bigger than max of 100"), std::string::npos)
+  EXPECT_NE(details.find("FakeSample (node 2): Value 1000 bigger than max of 100"),
+            std::string::npos)
       << details;
   // The whole report has ComfyUI's top-level shape.
   const json report = result.to_json();

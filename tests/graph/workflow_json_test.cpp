@@ -147,8 +147,12 @@ TEST_F(Workflow, UiToApiReadsLinksAsObjects) {
   json ui = ui_workflow();
   json objects = json::array();
   for (const auto& link : ui["links"]) {
-    objects.push_back({{"id", link[0]}, {"origin_id", link[1]}, {"origin_slot", link[2]},
-                       {"target_id", link[3]}, {"target_slot", link[4]}, {"type", link[5]}});
+    objects.push_back({{"id", link[0]},
+                       {"origin_id", link[1]},
+                       {"origin_slot", link[2]},
+                       {"target_id", link[3]},
+                       {"target_slot", link[4]},
+                       {"type", link[5]}});
   }
   ui["links"] = objects;
   EXPECT_EQ(ui_to_api(ui, registry_), expected_prompt());
