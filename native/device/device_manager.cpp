@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_set>
 
@@ -146,6 +147,9 @@ ModelHandle DeviceManager::adopt(std::shared_ptr<torch::nn::Module> model, Place
       unique = name + "#" + std::to_string(n);
     }
     record->name = unique;
+    records_.erase(std::remove_if(records_.begin(), records_.end(),
+                                  [](const auto& weak) { return weak.expired(); }),
+                   records_.end());
     if (placement == Placement::kGpu && compute_->is_accelerator()) {
       const std::string label = ledger_.current_label();
       move_in(*record, label.empty() ? "adopt" : label, /*keep_cpu_copies=*/false);

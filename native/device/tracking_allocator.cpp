@@ -1,6 +1,7 @@
 #include "device/tracking_allocator.h"
 
 #include <c10/core/CPUAllocator.h>
+#include <c10/core/alignment.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "core/error.h"
@@ -20,7 +22,6 @@ struct PoolCounter {
   std::atomic<int64_t> current{0};
   std::atomic<int64_t> peak{0};
   std::atomic<int64_t> capacity{-1};
-  std::atomic<int64_t> allocations{0};
 };
 PoolCounter g_pools[kMemoryPoolCount];
 
@@ -34,19 +35,32 @@ std::array<std::string, kMemoryPoolCount>& pool_device_names() {
   return *names;
 }
 
-// The allocation as the wrapped allocator made it, plus what to give back to the pool counter.
-struct TrackedContext {
+// Each allocation carries a header in front of the data it hands out: the wrapped allocator's
+// DataPtr and what to give back to the pool. Keeping it in band (rather than in a separate
+// context object) keeps context == data, which ATen's raw_allocate/raw_deallocate require, and
+// saves a heap allocation per tensor.
+struct Header {
   c10::DataPtr inner;
   int64_t bytes;
   MemoryPool pool;
 };
+// Offsetting by the allocator's alignment keeps the data as aligned as the wrapped allocator's.
+constexpr size_t kHeaderBytes = std::max<size_t>(64, c10::gAlignment);
+static_assert(sizeof(Header) <= kHeaderBytes, "tracking header does not fit its slot");
 
-void free_tracked(void* context) {
-  auto* tracked = static_cast<TrackedContext*>(context);
-  PoolCounter& counter = g_pools[static_cast<int>(tracked->pool)];
-  counter.current.fetch_sub(tracked->bytes, std::memory_order_relaxed);
-  counter.allocations.fetch_sub(1, std::memory_order_relaxed);
-  delete tracked;  // releases `inner` through the wrapped allocator's deleter
+Header* header_of(const void* data) {
+  return reinterpret_cast<Header*>(const_cast<char*>(static_cast<const char*>(data)) -
+                                   kHeaderBytes);
+}
+
+void free_tracked(void* data) {
+  if (data == nullptr) return;  // zero-byte allocations carry no header
+  Header* header = header_of(data);
+  PoolCounter& counter = g_pools[static_cast<int>(header->pool)];
+  counter.current.fetch_sub(header->bytes, std::memory_order_relaxed);
+  c10::DataPtr inner = std::move(header->inner);
+  header->~Header();
+  inner.clear();  // releases the block through the wrapped allocator's deleter
 }
 
 // The stack of open scopes on this thread; the last entry is the active pool.
@@ -87,11 +101,14 @@ class TrackingAllocatorImpl final : public c10::Allocator {
     std::memcpy(dest, src, count);
   }
 
+  // ATen frees raw_allocate()d buffers through this; the header makes the data pointer enough.
+  c10::DeleterFnPtr raw_deleter() const override { return &free_tracked; }
+
   c10::Allocator* inner() const { return inner_; }
 
  private:
   c10::DataPtr allocate_tracked(size_t n) const {
-    if (n == 0) return inner_->allocate(0);
+    if (n == 0) return c10::DataPtr(nullptr, nullptr, &free_tracked, c10::Device(c10::kCPU));
     const MemoryPool pool = t_active;
     PoolCounter& counter = g_pools[static_cast<int>(pool)];
     const auto bytes = static_cast<int64_t>(n);
@@ -107,17 +124,17 @@ class TrackingAllocatorImpl final : public c10::Allocator {
     }
     c10::DataPtr inner;
     try {
-      inner = inner_->allocate(n);
+      inner = inner_->allocate(n + kHeaderBytes);
     } catch (...) {
       counter.current.fetch_sub(bytes, std::memory_order_relaxed);
       throw;
     }
-    counter.allocations.fetch_add(1, std::memory_order_relaxed);
-    // get() is `void*` in 1.x and `const void*` in 2.x; the storage owns the memory either way.
-    void* data = const_cast<void*>(static_cast<const void*>(inner.get()));
+    // get() is `void*` in 1.x and `const void*` in 2.x; the block is ours to write either way.
+    char* base = static_cast<char*>(const_cast<void*>(static_cast<const void*>(inner.get())));
     const c10::Device device = inner.device();
-    auto* context = new TrackedContext{std::move(inner), bytes, pool};
-    return c10::DataPtr(data, context, &free_tracked, device);
+    new (base) Header{std::move(inner), bytes, pool};
+    void* data = base + kHeaderBytes;
+    return c10::DataPtr(data, data, &free_tracked, device);
   }
 
   c10::Allocator* inner_;
@@ -164,7 +181,6 @@ MemoryPoolStats TrackingAllocator::stats(MemoryPool pool) {
   stats.bytes_current = counter.current.load();
   stats.bytes_peak = std::max(counter.peak.load(), stats.bytes_current);
   stats.bytes_capacity = counter.capacity.load();
-  stats.allocations = counter.allocations.load();
   return stats;
 }
 
@@ -189,8 +205,8 @@ void TrackingAllocator::clear_capacity(MemoryPool pool) {
 std::optional<MemoryPool> TrackingAllocator::pool_of(const at::Tensor& tensor) {
   if (!tensor.defined() || !tensor.has_storage()) return std::nullopt;
   const c10::DataPtr& data_ptr = tensor.storage().data_ptr();
-  if (data_ptr.get_deleter() != &free_tracked) return std::nullopt;
-  return static_cast<const TrackedContext*>(data_ptr.get_context())->pool;
+  if (data_ptr.get_deleter() != &free_tracked || data_ptr.get() == nullptr) return std::nullopt;
+  return header_of(data_ptr.get())->pool;
 }
 
 MemoryPool active_pool() { return t_active; }

@@ -1,14 +1,14 @@
 // Counts CPU allocations per memory pool, so a CPU-only run can behave as a card of a given size.
 //
 // TrackingAllocator wraps c10's CPU allocator. Every CPU allocation ATen makes is charged to the
-// pool active on the allocating thread (MemoryPoolScope), and the pool is recorded in the
-// allocation's DataPtr context, so the free that follows decrements the same pool on any thread
-// and outside any scope. A pool may have a capacity: an allocation past it throws
+// pool active on the allocating thread (MemoryPoolScope), and the pool is recorded in a small
+// header in front of the allocation, so the free that follows decrements the same pool on any
+// thread and outside any scope. A pool may have a capacity: an allocation past it throws
 // wan::OutOfMemory before any memory is taken.
 //
 // Not counted: memory that does not come from c10's CPU allocator (memory-mapped weights, which
 // are page cache; from_blob tensors; allocations made before install()), and allocator overhead
-// (only the bytes asked for are counted). Work that ATen splits onto its intra-op thread pool
+// (only the bytes asked for are counted, not the 64-byte header or malloc's own bookkeeping). Work that ATen splits onto its intra-op thread pool
 // charges the host pool for the rare buffers those threads allocate themselves.
 #pragma once
 #include <cstdint>
@@ -30,7 +30,6 @@ struct MemoryPoolStats {
   int64_t bytes_current = 0;
   int64_t bytes_peak = 0;       // highest bytes_current since the last reset_peak
   int64_t bytes_capacity = -1;  // -1: no cap
-  int64_t allocations = 0;      // live allocations
 };
 
 class TrackingAllocator {

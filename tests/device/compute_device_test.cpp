@@ -1,5 +1,6 @@
 #include "device/compute_device.h"
 
+#include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -168,6 +169,24 @@ TEST(TrackingAllocator, OutOfMemoryCrossesAtenKernels) {
   at::Tensor a = at::ones({512, 512}, at::kFloat);  // 1 MiB
   EXPECT_THROW(at::matmul(a, a.t()).repeat({4, 1}), OutOfMemory);
   EXPECT_NO_THROW(at::matmul(a, a));
+}
+
+TEST(TrackingAllocator, SupportsRawAllocateAndZeroByteAllocations) {
+  ComputeDeviceOptions options;
+  options.device = "cpu";
+  options.vram = kGiB;
+  ComputeDevice device(options);
+  auto scope = device.open_scope();
+  const int64_t before = device.bytes_in_use();
+  c10::Allocator* allocator = c10::GetCPUAllocator();
+  void* raw = allocator->raw_allocate(1000);  // ATen kernels take scratch buffers this way
+  EXPECT_EQ(device.bytes_in_use() - before, 1000);
+  allocator->raw_deallocate(raw);
+  EXPECT_EQ(device.bytes_in_use(), before);
+  allocator->raw_deallocate(allocator->raw_allocate(0));
+  at::Tensor empty = at::empty({0});
+  at::Tensor g = at::gelu(at::randn({8, 64}));  // uses a zero-byte raw buffer in LibTorch 1.13
+  EXPECT_EQ(device.bytes_in_use() - before, 8 * 64 * 4);  // g; the randn input is gone
 }
 
 }  // namespace
