@@ -40,12 +40,29 @@ device::DeviceManager& RunContext::devices() const {
 }
 
 fs::path RunContext::model_path(const std::string& folder, const std::string& name) const {
-  fs::path path = models_dir / folder / name;
+  const fs::path relative(name);
+  const auto escapes = [&] {
+    if (name.empty() || relative.is_absolute()) return true;
+    for (const auto& part : relative)
+      if (part == "..") return true;
+    return false;
+  };
+  if (escapes())
+    throw ValidationError(node_label() + ": model name '" + name + "' must be a file under " +
+                          (models_dir / folder).string() + " (no absolute path, no '..')");
+  const fs::path root = models_dir / folder;
+  const fs::path path = root / relative;
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     throw LoadError(node_label() + ": model file '" + path.string() +
-                    "' does not exist; put it under " + (models_dir / folder).string());
+                    "' does not exist; put it under " + root.string());
   }
+  // A symlink may point anywhere inside the folder, never out of it.
+  const auto real_root = fs::weakly_canonical(root, ec).string() + "/";
+  const auto real_path = fs::weakly_canonical(path, ec).string();
+  if (real_path.compare(0, real_root.size(), real_root) != 0)
+    throw ValidationError(node_label() + ": model name '" + name + "' resolves to " + real_path +
+                          ", outside " + real_root);
   return path;
 }
 
