@@ -95,8 +95,7 @@ int main(int argc, char** argv) {
   const double base = fastest(untracked);
   std::printf("small MLP forward, %d iterations x %d rounds, 1 thread (fastest round)\n",
               iterations, rounds);
-  std::printf("  untracked            %8.3f s  (%.1f us/forward)\n", base,
-              1e6 * base / iterations);
+  std::printf("  untracked            %8.3f s  (%.1f us/forward)\n", base, 1e6 * base / iterations);
   std::printf("  tracked, host pool   %8.3f s  ratio %.4f\n", fastest(host), fastest(host) / base);
   std::printf("  tracked, vgpu capped %8.3f s  ratio %.4f\n", fastest(budgeted),
               fastest(budgeted) / base);

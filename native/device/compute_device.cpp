@@ -28,11 +28,20 @@ int64_t unit_multiplier(const std::string& unit) {
     const char* name;
     double factor;
   } kUnits[] = {
-      {"", 1.0},         {"b", 1.0},
-      {"k", 1024.0},     {"kib", 1024.0},     {"kb", 1e3},
-      {"m", 1048576.0},  {"mib", 1048576.0},  {"mb", 1e6},
-      {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},
-      {"t", 1099511627776.0}, {"tib", 1099511627776.0}, {"tb", 1e12},
+      {"", 1.0},
+      {"b", 1.0},
+      {"k", 1024.0},
+      {"kib", 1024.0},
+      {"kb", 1e3},
+      {"m", 1048576.0},
+      {"mib", 1048576.0},
+      {"mb", 1e6},
+      {"g", 1073741824.0},
+      {"gib", 1073741824.0},
+      {"gb", 1e9},
+      {"t", 1099511627776.0},
+      {"tib", 1099511627776.0},
+      {"tb", 1e12},
   };
   for (const auto& u : kUnits) {
     if (unit == u.name) return static_cast<int64_t>(u.factor);
@@ -126,8 +135,9 @@ ComputeDevice::ComputeDevice(const ComputeDeviceOptions& options) {
   } else if (options.vram) {
     if (g_virtual_devices.fetch_add(1) != 0) {
       g_virtual_devices.fetch_sub(1);
-      throw Error("a budgeted virtual accelerator already exists in this process; only one "
-                  "can be counted at a time");
+      throw Error(
+          "a budgeted virtual accelerator already exists in this process; only one "
+          "can be counted at a time");
     }
     kind_ = ComputeKind::kVirtual;
     name_ = "vgpu";

@@ -34,7 +34,7 @@ enum class ComputeKind {
 struct ComputeDeviceOptions {
   // "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
   std::string device = "auto";
-  std::optional<int64_t> vram;     // --vram: the card's size; none = the driver's total
+  std::optional<int64_t> vram;        // --vram: the card's size; none = the driver's total
   int64_t reserve = kDefaultReserve;  // --reserve: held by the runtime, not usable by tensors
 };
 
@@ -57,7 +57,7 @@ class ComputeDevice {
   bool is_accelerator() const { return kind_ != ComputeKind::kCpu; }
   bool is_budgeted() const { return budgeted_; }
 
-  int64_t bytes_total() const { return bytes_total_; }        // -1 for plain CPU
+  int64_t bytes_total() const { return bytes_total_; }  // -1 for plain CPU
   int64_t bytes_reserve() const { return bytes_reserve_; }
   int64_t bytes_capacity() const { return bytes_capacity_; }  // usable: total - reserve; -1 none
   int64_t bytes_in_use() const;

@@ -64,7 +64,8 @@ bool available() { return false; }
 int device_count() { return 0; }
 
 [[noreturn]] static void no_cuda() {
-  throw Error("this build of wan-native has no CUDA support (LibTorch without CUDA); use --device cpu");
+  throw Error(
+      "this build of wan-native has no CUDA support (LibTorch without CUDA); use --device cpu");
 }
 void mem_info(int, int64_t*, int64_t*) { no_cuda(); }
 int64_t allocated_current(int) { no_cuda(); }

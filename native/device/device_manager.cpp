@@ -122,7 +122,11 @@ at::Tensor ComputeLease::to_cpu(const at::Tensor& tensor) const {
 
 DeviceManager::DeviceManager(const ComputeDeviceOptions& options)
     : compute_(std::make_unique<ComputeDevice>(options)),
-      ledger_([this] { return MemorySample{memory(), models()}; }, [this] { reset_peaks(); }) {}
+      ledger_(
+          [this] {
+            return MemorySample{memory(), models()};
+          },
+          [this] { reset_peaks(); }) {}
 
 DeviceManager::~DeviceManager() = default;
 
@@ -220,8 +224,8 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
     return OutOfMemory(node_label + ": " + device + " out of memory moving " + record.name +
                            " tensor '" + key + "' (" + format_bytes(requested) + " asked, " +
                            format_bytes(free) + " free of " + format_bytes(capacity) +
-                           "); the move was undone and " + record.name +
-                           " stays in CPU memory; " + hint,
+                           "); the move was undone and " + record.name + " stays in CPU memory; " +
+                           hint,
                        device, key, requested, free, capacity);
   };
 
@@ -244,8 +248,7 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
         slot.handle.set_data(copy);
       } catch (const OutOfMemory& e) {
         roll_back();
-        throw fail(slot.key, e.device(), e.bytes_requested(), e.bytes_free(),
-                   e.bytes_capacity());
+        throw fail(slot.key, e.device(), e.bytes_requested(), e.bytes_free(), e.bytes_capacity());
       } catch (const std::exception& e) {
         roll_back();
         if (cuda_backend::is_out_of_memory(e)) {
@@ -269,8 +272,8 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
   record.compute_name = compute_->name();
   const double seconds = seconds_since(start);
   ledger_.add_transfer(moved, 0, seconds);
-  spdlog::debug("{}: moved {} ({}) to {} in {:.3f} s", node_label, record.name,
-                format_bytes(moved), compute_->name(), seconds);
+  spdlog::debug("{}: moved {} ({}) to {} in {:.3f} s", node_label, record.name, format_bytes(moved),
+                compute_->name(), seconds);
 }
 
 void DeviceManager::move_out(ModelRecord& record) {

@@ -78,9 +78,9 @@ nlohmann::json MemoryLedger::to_json() const {
         continue;
       }
       device_names.push_back(d.device);
-      devices.push_back({{"name", d.device},
-                         {"bytes_capacity", d.bytes_capacity >= 0 ? json(d.bytes_capacity)
-                                                                  : json(nullptr)}});
+      devices.push_back(
+          {{"name", d.device},
+           {"bytes_capacity", d.bytes_capacity >= 0 ? json(d.bytes_capacity) : json(nullptr)}});
     }
     for (const auto& m : stage.models) {
       models[m.name] = {{"placement", m.placement}, {"bytes", m.bytes}};
@@ -122,11 +122,20 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -200,7 +209,8 @@ std::string MemoryLedger::to_svg() const {
   };
   for (size_t i = 0; i < models.size(); ++i) swatch(models[i] + " weights", band_color(i));
   swatch("activations", kActivationColor);
-  svg << "<text x=\"" << num(kLeft) << "\" y=\"44\">line: bytes held after each node; dashed: "
+  svg << "<text x=\"" << num(kLeft)
+      << "\" y=\"44\">line: bytes held after each node; dashed: "
          "usable capacity</text>\n";
 
   for (size_t p = 0; p < devices.size(); ++p) {
@@ -258,16 +268,17 @@ std::string MemoryLedger::to_svg() const {
         const double y2 = y_of(static_cast<double>(stacked + activations));
         svg << "<rect data-band=\"activations\" x=\"" << num(x0) << "\" y=\"" << num(y2)
             << "\" width=\"" << num(bar) << "\" height=\"" << num(y1 - y2) << "\" fill=\""
-            << kActivationColor << "\"><title>activations and other: "
-            << xml_escape(format_bytes(activations)) << "</title></rect>\n";
+            << kActivationColor
+            << "\"><title>activations and other: " << xml_escape(format_bytes(activations))
+            << "</title></rect>\n";
       }
-      held_points += num(x0 + bar / 2) + "," + num(y_of(static_cast<double>(mem->bytes_held))) +
-                     " ";
+      held_points +=
+          num(x0 + bar / 2) + "," + num(y_of(static_cast<double>(mem->bytes_held))) + " ";
       // Stage label under the axis, rotated so long class names fit.
       const double lx = x0 + bar / 2, ly = bottom + 12;
       svg << "<text x=\"" << num(lx) << "\" y=\"" << num(ly) << "\" transform=\"rotate(30 "
-          << num(lx) << " " << num(ly) << ")\"" << (stage.outcome.ok ? "" : " fill=\"#c00\"")
-          << ">" << xml_escape(stage.node_id + " " + stage.class_type)
+          << num(lx) << " " << num(ly) << ")\"" << (stage.outcome.ok ? "" : " fill=\"#c00\"") << ">"
+          << xml_escape(stage.node_id + " " + stage.class_type)
           << (stage.outcome.ok ? "" : " (error)") << "</text>\n";
     }
     if (!held_points.empty()) {

@@ -2,12 +2,11 @@
 // node and at its peak during it, where each model's weights were, what moved and how long it
 // took. Written as the `--report` JSON and as an SVG timeline (docs/memory.md shows both).
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,10 +21,10 @@ struct DeviceMemory {
 
 struct ModelMemory {
   std::string name;
-  std::string placement;  // "gpu", "cpu", "offload"
-  std::string location;   // device holding the weights after the stage
+  std::string placement;    // "gpu", "cpu", "offload"
+  std::string location;     // device holding the weights after the stage
   std::string computed_on;  // device it computed on during the stage; empty when it did not
-  int64_t bytes = 0;      // parameters + buffers
+  int64_t bytes = 0;        // parameters + buffers
 };
 
 // What the ledger reads from the devices; the device manager provides it.

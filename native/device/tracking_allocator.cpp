@@ -82,8 +82,8 @@ void refresh_active() {
     device = pool_device_names()[static_cast<int>(pool)];
   }
   const int64_t free = std::max<int64_t>(0, capacity - in_use);
-  throw OutOfMemory(device + " out of memory: tried to allocate " + format_bytes(requested) +
-                        "; " + format_bytes(free) + " free of " + format_bytes(capacity),
+  throw OutOfMemory(device + " out of memory: tried to allocate " + format_bytes(requested) + "; " +
+                        format_bytes(free) + " free of " + format_bytes(capacity),
                     device, "", requested, free, capacity);
 }
 
@@ -158,8 +158,9 @@ void TrackingAllocator::install() {
   c10::SetCPUAllocator(g_instance, /*priority=*/0);
   if (c10::GetCPUAllocator() != g_instance) {
     // Someone registered a CPU allocator with a higher priority; counting would silently miss.
-    throw Error("cannot install the tracking CPU allocator: a higher-priority CPU allocator is "
-                "registered, so memory accounting is unavailable");
+    throw Error(
+        "cannot install the tracking CPU allocator: a higher-priority CPU allocator is "
+        "registered, so memory accounting is unavailable");
   }
 }
 
@@ -219,8 +220,10 @@ MemoryPoolScope::MemoryPoolScope(MemoryPool pool)
 
 MemoryPoolScope::~MemoryPoolScope() {
   if (thread_ != std::this_thread::get_id()) {
-    spdlog::error("memory pool scope ended on another thread than it began; accounting of the "
-                  "opening thread stays on pool '{}'", memory_pool_name(pool_));
+    spdlog::error(
+        "memory pool scope ended on another thread than it began; accounting of the "
+        "opening thread stays on pool '{}'",
+        memory_pool_name(pool_));
     return;
   }
   auto& open = t_scopes.open;

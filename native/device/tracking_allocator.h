@@ -8,15 +8,16 @@
 //
 // Not counted: memory that does not come from c10's CPU allocator (memory-mapped weights, which
 // are page cache; from_blob tensors; allocations made before install()), and allocator overhead
-// (only the bytes asked for are counted, not the 64-byte header or malloc's own bookkeeping). Work that ATen splits onto its intra-op thread pool
-// charges the host pool for the rare buffers those threads allocate themselves.
+// (only the bytes asked for are counted, not the 64-byte header or malloc's own bookkeeping). Work
+// that ATen splits onto its intra-op thread pool charges the host pool for the rare buffers those
+// threads allocate themselves.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <ATen/core/Tensor.h>
 
 namespace wan::device {
 

@@ -56,8 +56,7 @@ TEST(ComputeDevice, BudgetOnCpuIsVirtualAcceleratorOfVramMinusReserve) {
   EXPECT_EQ(device.device(), c10::Device(c10::kCPU));
   EXPECT_EQ(device.bytes_total(), *options.vram);
   EXPECT_EQ(device.bytes_capacity(), *options.vram - kDefaultReserve);
-  EXPECT_EQ(TrackingAllocator::stats(MemoryPool::kVirtual).bytes_capacity,
-            device.bytes_capacity());
+  EXPECT_EQ(TrackingAllocator::stats(MemoryPool::kVirtual).bytes_capacity, device.bytes_capacity());
 }
 
 TEST(ComputeDevice, RejectsBudgetThatLeavesNothingAfterReserve) {

@@ -162,9 +162,8 @@ TEST(DeviceManager, FailedGpuAdoptNamesStageNodeAndLeavesModelOnCpu) {
     FAIL() << "the move should not fit";
   } catch (const OutOfMemory& e) {
     const std::string message = e.what();
-    EXPECT_EQ(message.rfind("LoadDiT (node 3): vgpu out of memory moving dit tensor 'fc1.weight'",
-                            0),
-              0u)
+    EXPECT_EQ(
+        message.rfind("LoadDiT (node 3): vgpu out of memory moving dit tensor 'fc1.weight'", 0), 0u)
         << message;
     EXPECT_NE(message.find("placement=offload"), std::string::npos) << message;
     EXPECT_EQ(e.bytes_requested(), 16 * 32 * 4);

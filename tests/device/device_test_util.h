@@ -13,9 +13,7 @@ class TinyNetImpl : public torch::nn::Module {
     scale_ = register_buffer("scale", torch::linspace(0.5, 2.0, 8));
   }
   // x: [B, 16] -> [B, 8]
-  torch::Tensor forward(const torch::Tensor& x) {
-    return fc2_(torch::relu(fc1_(x))) * scale_;
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2_(torch::relu(fc1_(x))) * scale_; }
   // (16*32 + 32) + (32*8 + 8) parameters and 8 buffer elements, float32.
   static constexpr int64_t kBytes = ((16 * 32 + 32) + (32 * 8 + 8) + 8) * 4;
 
