@@ -1,0 +1,36 @@
+// Decode: VAE decode of a latent into frames (ComfyUI IMAGE, on the CPU).
+#include "core/error.h"
+#include "image/image_ops.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+
+namespace wan::nodes {
+
+class Decode : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("Decode", kCategorySampling)
+        .display_name("Wan Decode")
+        .description("Decodes a latent one latent frame at a time into IMAGE frames in [0, 1].")
+        .input(graph::Socket("vae", "WAN_VAE"))
+        .input(graph::Socket("latent", "WAN_LATENT"))
+        .output("IMAGE", "images");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto vae_socket = in.object<VaeSocket>("vae");
+    const auto& latent = in.tensor("latent");
+    if (latent.dim() != 4)
+      throw ValidationError(run.node_label() + " input 'latent': expected [16, T, H/8, W/8]");
+    at::NoGradGuard no_grad;
+    auto lease = run.devices().lease(vae_socket->model, run.node_label());
+    models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
+    models::VaeRunOptions options;
+    options.progress([&](int done, int total) { run.report_step(done, total); });
+    const auto video = vae->decode(run.devices().to_compute(latent), options);  // [3, F, H, W]
+    return {image::from_wan_image(run.devices().to_cpu(video)).contiguous()};  // [F, H, W, 3]
+  }
+};
+WAN_REGISTER_NODE(Decode);
+
+}  // namespace wan::nodes

@@ -1,0 +1,40 @@
+// FirstLastFrameToVideo: FLF2V conditioning from a first and a last frame (official WanFLF2V).
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+#include "nodes/video_size_inputs.h"
+
+namespace wan::nodes {
+
+void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
+                                const at::Tensor& first, const at::Tensor& last,
+                                pipeline::WanConditioning& cond);
+
+class FirstLastFrameToVideo : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    graph::NodeSchema schema("FirstLastFrameToVideo", kCategoryConditioning);
+    schema.display_name("Wan First-Last Frame to Video")
+        .description("CLIP features of both frames and their VAE latent, for an flf2v DiT.")
+        .input(graph::Socket("vae", "WAN_VAE"))
+        .input(graph::Socket("clip_vision", "WAN_CLIP_VISION"))
+        .input(graph::Socket("start_image", "IMAGE"))
+        .input(graph::Socket("end_image", "IMAGE"));
+    return add_video_size_inputs(schema).output("WAN_COND", "cond");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto shape = video_shape_of(in);
+    pipeline::check_video_shape(shape, run.node_label());
+    const auto first = first_frame_as_wan_image(in.tensor("start_image"), run.node_label());
+    const auto last = pipeline::prepare_last_frame(
+        first, first_frame_as_wan_image(in.tensor("end_image"), run.node_label()));
+    auto socket = std::make_shared<CondSocket>();
+    socket->cond.kind = pipeline::ConditioningKind::kFirstLastFrame;
+    socket->cond.shape = shape;
+    compute_image_conditioning(in, run, first, last, socket->cond);
+    return {socket};
+  }
+};
+WAN_REGISTER_NODE(FirstLastFrameToVideo);
+
+}  // namespace wan::nodes

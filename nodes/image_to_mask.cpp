@@ -1,0 +1,24 @@
+// ImageToMask: one channel of an IMAGE as a MASK.
+#include "media/image_file.h"
+#include "nodes/node_support.h"
+
+namespace wan::nodes {
+
+class ImageToMask : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("ImageToMask", kCategoryImage)
+        .display_name("Wan Image to Mask")
+        .input(graph::Socket("image", "IMAGE"))
+        .input(graph::Choice("channel", {"red", "green", "blue", "alpha"}).default_to("red"))
+        .output("MASK", "mask");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    (void)run;
+    return {media::image_to_mask(in.tensor("image"), in.string("channel"))};
+  }
+};
+WAN_REGISTER_NODE(ImageToMask);
+
+}  // namespace wan::nodes

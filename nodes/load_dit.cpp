@@ -1,0 +1,62 @@
+// LoadDiT: a Wan2.1 diffusion transformer; the variant (t2v, i2v, flf2v, vace) comes from the weights.
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "io/tensor_index.h"
+#include "models/dit/wan_dit.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+
+namespace wan::nodes {
+
+class LoadDit : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("LoadDiT", kCategoryLoaders)
+        .display_name("Load Wan DiT")
+        .description("Loads a Wan2.1 DiT (file, or index.json of shards); t2v/i2v/flf2v/vace is "
+                     "detected from the weights.")
+        .input(graph::ModelFile("model_name", "diffusion_models"))
+        .input(placement_input("offload"))
+        .input(graph::Choice("weight_dtype", {"as_stored", "bf16", "fp16", "fp32"})
+                   .default_to("as_stored")
+                   .tooltip("dtype the weights are kept in; as_stored keeps the file's (fp8 is "
+                            "dequantized to bf16)"))
+        .input(graph::Choice("compute_dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
+        .output("WAN_DIT", "dit");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto path = run.model_path("diffusion_models", in.string("model_name")).string();
+    const auto compute = parse_dtype(in.string("compute_dtype"), run.node_label());
+    const auto& weight_choice = in.string("weight_dtype");
+    const auto weights = weight_choice == "as_stored" ? stored_dtype(path)
+                                                      : parse_dtype(weight_choice, run.node_label());
+    auto dit = models::load_wan_dit(path, weights, compute);
+    auto socket = std::make_shared<DitSocket>();
+    socket->file = path;
+    socket->model =
+        run.devices().adopt(dit.ptr(), device::parse_placement(in.string("placement")), "dit");
+    spdlog::info("LoadDiT: {} ({}, {} blocks, weights {}, compute {}) -> {}", path,
+                 models::to_string(dit->config().variant), dit->config().num_layers,
+                 c10::toString(weights), c10::toString(compute), in.string("placement"));
+    return {socket};
+  }
+
+ private:
+  // The dtype most of the file's floating-point bytes are stored in.
+  static at::ScalarType stored_dtype(const std::string& path) {
+    std::map<std::string, int64_t> bytes;
+    for (const auto& info : io::read_tensor_infos(path)) bytes[info.dtype] += info.nbytes();
+    std::string best = "F32";
+    int64_t most = -1;
+    for (const auto& [dtype, n] : bytes)
+      if ((dtype[0] == 'F' || dtype == "BF16") && n > most) best = dtype, most = n;
+    if (best == "BF16" || best.rfind("F8", 0) == 0) return at::kBFloat16;
+    if (best == "F16") return at::kHalf;
+    return at::kFloat;
+  }
+};
+WAN_REGISTER_NODE(LoadDit);
+
+}  // namespace wan::nodes

@@ -1,0 +1,75 @@
+// LoadT5: the UMT5-XXL text encoder and its tokenizer.
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+
+namespace wan::nodes {
+
+class LoadT5 : public graph::Node {
+ public:
+  static constexpr int64_t kOfficialTextLen = 512;
+
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("LoadT5", kCategoryLoaders)
+        .display_name("Load Wan T5 Text Encoder")
+        .description("Loads the UMT5-XXL encoder (official .pth or ComfyUI's repackaged file).")
+        .input(graph::ModelFile("model_name", "text_encoders"))
+        .input(graph::Choice("tokenizer",
+                             [](const std::filesystem::path& models) {
+                               auto names = graph::list_model_files(models, "tokenizers", {".model"});
+                               std::error_code ec;
+                               for (const auto& entry :
+                                    std::filesystem::directory_iterator(models / "tokenizers", ec))
+                                 if (entry.is_directory()) names.push_back(entry.path().filename().string());
+                               std::sort(names.begin(), names.end());
+                               names.insert(names.begin(), "from_checkpoint");
+                               return names;
+                             })
+                   .default_to("from_checkpoint")
+                   .tooltip("a spiece.model (or a folder holding one) under tokenizers/, or "
+                            "from_checkpoint when the weights carry it"))
+        .input(placement_input("offload"))
+        .input(graph::Choice("dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
+        .output("WAN_T5", "t5");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto path = run.model_path("text_encoders", in.string("model_name")).string();
+    const auto& tokenizer = in.string("tokenizer");
+    const std::string tokenizer_path =
+        tokenizer == "from_checkpoint" ? "" : run.model_path("tokenizers", tokenizer).string();
+    const auto dtype = parse_dtype(in.string("dtype"), run.node_label());
+    const int64_t text_len = text_len_for(path);
+    auto encoder = std::make_shared<models::Umt5TextEncoder>(
+        models::load_umt5_text_encoder(path, tokenizer_path, dtype, text_len));
+    auto socket = std::make_shared<T5Socket>();
+    socket->file = path;
+    socket->model = run.devices().adopt(encoder->encoder().ptr(),
+                                        device::parse_placement(in.string("placement")), "t5");
+    socket->encoder = std::move(encoder);
+    spdlog::info("LoadT5: {} ({} tokens max) -> {}", path, text_len, in.string("placement"));
+    return {socket};
+  }
+
+ private:
+  // text_len is not in the weights: a "<stem>_config.json" beside them may set it.
+  static int64_t text_len_for(const std::string& path) {
+    const auto p = std::filesystem::path(path);
+    const auto config = p.parent_path() / (p.stem().string() + "_config.json");
+    if (!std::filesystem::exists(config)) return kOfficialTextLen;
+    std::ifstream in(config);
+    const auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (!json.is_object() || !json.contains("text_len") || !json["text_len"].is_number_integer())
+      throw LoadError(config.string() + ": expected {\"text_len\": N}");
+    return json["text_len"].get<int64_t>();
+  }
+};
+WAN_REGISTER_NODE(LoadT5);
+
+}  // namespace wan::nodes

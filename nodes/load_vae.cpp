@@ -1,0 +1,35 @@
+// LoadVAE: the Wan2.1 causal 3-D VAE.
+#include <spdlog/spdlog.h>
+
+#include "models/vae/wan_vae.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+
+namespace wan::nodes {
+
+class LoadVae : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("LoadVAE", kCategoryLoaders)
+        .display_name("Load Wan VAE")
+        .description("Loads Wan2.1_VAE.pth or ComfyUI's wan_2.1_vae.safetensors.")
+        .input(graph::ModelFile("model_name", "vae"))
+        .input(placement_input("gpu"))
+        .input(graph::Choice("dtype", {"fp32", "bf16", "fp16"}).default_to("fp32"))
+        .output("WAN_VAE", "vae");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto path = run.model_path("vae", in.string("model_name")).string();
+    auto vae = models::load_wan_vae(path, parse_dtype(in.string("dtype"), run.node_label()));
+    auto socket = std::make_shared<VaeSocket>();
+    socket->file = path;
+    socket->model =
+        run.devices().adopt(vae.ptr(), device::parse_placement(in.string("placement")), "vae");
+    spdlog::info("LoadVAE: {} -> {}", path, in.string("placement"));
+    return {socket};
+  }
+};
+WAN_REGISTER_NODE(LoadVae);
+
+}  // namespace wan::nodes

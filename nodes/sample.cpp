@@ -1,0 +1,82 @@
+// Sample: the flow-matching denoising loop with classifier-free guidance.
+#include "core/error.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+#include "nodes/video_size_inputs.h"
+#include "pipeline/sampling.h"
+#include "samplers/flow_sampler.h"
+
+namespace wan::nodes {
+
+class Sample : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    graph::NodeSchema schema("Sample", kCategorySampling);
+    schema.display_name("Wan Sample")
+        .description("Denoises from seeded noise with the DiT; the noise is drawn on the CPU, so "
+                     "a seed gives the same video on any device.")
+        .input(graph::Socket("dit", "WAN_DIT"))
+        .input(graph::Socket("positive", "WAN_TEXT"))
+        .input(graph::Socket("negative", "WAN_TEXT"))
+        .input(graph::Socket("cond", "WAN_COND").optional()
+                   .tooltip("I2V/FLF2V/VACE conditioning; its width/height/frames must match"));
+    add_video_size_inputs(schema)
+        .input(graph::Int("seed").default_to(0).min(0).max(int64_t{0x7fffffffffffffff})
+                   .control_after_generate())
+        .input(graph::Int("steps").default_to(50).min(1).max(1000))
+        .input(graph::Float("cfg").default_to(5.0).min(0.0).max(100.0).step(0.1))
+        .input(graph::Float("shift").default_to(5.0).min(0.0).max(100.0).step(0.1))
+        .input(graph::Choice("solver", samplers::flow_solver_names()).default_to("unipc"));
+    return schema.output("WAN_LATENT", "latent");
+  }
+
+  // The conditioning's video size wins; a Sample whose own size disagrees is a graph error.
+  void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
+    const auto [cond_node, index] = node.upstream("cond");
+    if (!cond_node) return;
+    for (const char* input : {"width", "height", "frames"}) {
+      const auto& mine = node.literals();
+      const auto& theirs = cond_node->literals();
+      if (!mine.has(input) || !theirs.has(input)) continue;
+      if (mine.integer(input) != theirs.integer(input))
+        issues.add(input, "Sample input '" + std::string(input) + "' is " +
+                              std::to_string(mine.integer(input)) + " but its cond (" +
+                              cond_node->class_type() + ", node " + cond_node->id() + ") has " +
+                              std::to_string(theirs.integer(input)) + "; set both to the same value");
+    }
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto dit_socket = in.object<DitSocket>("dit");
+    const auto positive = in.object<TextSocket>("positive");
+    const auto negative = in.object<TextSocket>("negative");
+    std::shared_ptr<const CondSocket> cond;
+    if (in.has("cond")) cond = in.object<CondSocket>("cond");
+    const auto shape = cond ? cond->cond.shape : video_shape_of(in);
+    pipeline::check_video_shape(shape, run.node_label());
+
+    pipeline::SampleSettings settings;
+    settings.seed = in.integer("seed");
+    settings.steps = in.integer("steps");
+    settings.cfg = in.number("cfg");
+    settings.shift = in.number("shift");
+    settings.solver = in.string("solver");
+    pipeline::SampleCallbacks callbacks;
+    callbacks.progress = [&](int64_t done, int64_t total) { run.report_step(done, total); };
+    callbacks.cancelled = [&] {
+      run.check_cancelled();
+      return false;
+    };
+
+    at::NoGradGuard no_grad;
+    auto lease = run.devices().lease(dit_socket->model, run.node_label());
+    models::WanDit dit(dit_socket->model.module_as<models::WanDitImpl>());
+    auto latent = pipeline::sample_video(dit, positive->embeddings, negative->embeddings,
+                                         cond ? &cond->cond : nullptr, shape, settings, callbacks,
+                                         lease.device());
+    return {run.devices().to_cpu(latent)};
+  }
+};
+WAN_REGISTER_NODE(Sample);
+
+}  // namespace wan::nodes

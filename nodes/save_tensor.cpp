@@ -1,0 +1,28 @@
+// SaveTensor: an IMAGE or WAN_LATENT as float32 safetensors under the key `tensor`.
+#include <spdlog/spdlog.h>
+
+#include "media/video_writer.h"
+#include "nodes/node_support.h"
+
+namespace wan::nodes {
+
+class SaveTensor : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    return graph::NodeSchema("SaveTensor", kCategoryOutput)
+        .display_name("Wan Save Tensor")
+        .output_node()
+        .input(graph::Socket("tensor", "IMAGE,WAN_LATENT"))
+        .input(graph::String("filename_prefix").default_to("wan_tensor"));
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto saved = media::save_tensor(run.output_dir.string(), in.string("filename_prefix"),
+                                          in.tensor("tensor").to(at::kFloat));
+    spdlog::info("SaveTensor: wrote {}", saved.path);
+    return {};
+  }
+};
+WAN_REGISTER_NODE(SaveTensor);
+
+}  // namespace wan::nodes

@@ -1,0 +1,51 @@
+// The objects that flow between nodes on the WAN_* sockets (NODES.md "Socket types").
+#pragma once
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+
+#include "device/device_manager.h"
+#include "graph/value.h"
+#include "models/t5/umt5_text_encoder.h"
+#include "pipeline/conditioning.h"
+
+namespace wan::nodes {
+
+// A loaded model registered with the device manager; the handle says where its weights live.
+template <const char* kType>
+struct ModelSocket : graph::Object {
+  device::ModelHandle model;
+  std::string file;
+  std::string type() const override { return kType; }
+};
+
+inline constexpr char kWanVae[] = "WAN_VAE";
+inline constexpr char kWanDit[] = "WAN_DIT";
+inline constexpr char kWanClipVision[] = "WAN_CLIP_VISION";
+using VaeSocket = ModelSocket<kWanVae>;
+using DitSocket = ModelSocket<kWanDit>;
+using ClipVisionSocket = ModelSocket<kWanClipVision>;
+
+// WAN_T5: the encoder (a module in the device manager) and its tokenizer.
+struct T5Socket : graph::Object {
+  std::shared_ptr<models::Umt5TextEncoder> encoder;
+  device::ModelHandle model;  // the encoder's weights
+  std::string file;
+  std::string type() const override { return "WAN_T5"; }
+};
+
+// WAN_TEXT: the T5 output of one prompt, trimmed to its real tokens [L, dim].
+struct TextSocket : graph::Object {
+  at::Tensor embeddings;
+  std::string text;
+  std::string type() const override { return "WAN_TEXT"; }
+};
+
+// WAN_COND: conditioning for I2V, FLF2V or VACE and the video shape it implies.
+struct CondSocket : graph::Object {
+  pipeline::WanConditioning cond;
+  std::string type() const override { return "WAN_COND"; }
+};
+
+}  // namespace wan::nodes

@@ -1,0 +1,59 @@
+// VaceToVideo: VACE conditioning from a control video, masks and reference images (official WanVace).
+#include "core/error.h"
+#include "image/image_ops.h"
+#include "nodes/node_support.h"
+#include "nodes/socket_types.h"
+#include "nodes/video_size_inputs.h"
+
+namespace wan::nodes {
+
+class VaceToVideo : public graph::Node {
+ public:
+  static graph::NodeSchema schema() {
+    graph::NodeSchema schema("VaceToVideo", kCategoryConditioning);
+    schema.display_name("Wan VACE to Video")
+        .description("Encodes the control video (split by the masks) and the reference images for "
+                     "a vace DiT.")
+        .input(graph::Socket("vae", "WAN_VAE"));
+    add_video_size_inputs(schema)
+        .input(graph::Float("strength").default_to(1.0).min(0.0).max(10.0).step(0.01)
+                   .tooltip("vace_context_scale: how strongly the hints steer the DiT"))
+        .input(graph::Socket("control_video", "IMAGE").optional())
+        .input(graph::Socket("control_masks", "MASK").optional()
+                   .tooltip("> 0.5 marks the area to generate"))
+        .input(graph::Socket("reference_image", "IMAGE").optional())
+        .input(graph::Socket("reference_image_2", "IMAGE").optional())
+        .input(graph::Socket("reference_image_3", "IMAGE").optional());
+    return schema.output("WAN_COND", "cond");
+  }
+
+  graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
+    const auto shape = video_shape_of(in);
+    pipeline::check_video_shape(shape, run.node_label());
+    pipeline::VaceInputs inputs;
+    if (in.has("control_video")) {
+      const auto& video = in.tensor("control_video");  // IMAGE [F, H, W, 3]
+      if (video.dim() != 4 || video.size(3) != 3)
+        throw ValidationError(run.node_label() + " input 'control_video': expected IMAGE [F, H, W, 3]");
+      inputs.control_video = image::to_wan_image(video.to(at::kFloat)).permute({1, 0, 2, 3});
+    }
+    if (in.has("control_masks")) inputs.control_masks = in.tensor("control_masks").to(at::kFloat);
+    for (const char* name : {"reference_image", "reference_image_2", "reference_image_3"})
+      if (in.has(name))
+        inputs.reference_images.push_back(first_frame_as_wan_image(in.tensor(name), run.node_label()));
+
+    const auto vae_socket = in.object<VaeSocket>("vae");
+    auto socket = std::make_shared<CondSocket>();
+    {
+      at::NoGradGuard no_grad;
+      auto lease = run.devices().lease(vae_socket->model, run.node_label());
+      models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
+      socket->cond = pipeline::vace_to_video(vae, inputs, shape, in.number("strength"), lease.device());
+      socket->cond.vace_context = run.devices().to_cpu(socket->cond.vace_context);
+    }
+    return {socket};
+  }
+};
+WAN_REGISTER_NODE(VaceToVideo);
+
+}  // namespace wan::nodes
