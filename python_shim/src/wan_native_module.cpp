@@ -1,0 +1,465 @@
+// `_wan_native`: the native node registry for Python. One node runs per execute() call, the way
+// ComfyUI's executor calls a node's FUNCTION; tensors cross as torch.Tensor sharing storage,
+// WAN_* objects as opaque handles that keep the native object (and its model) alive.
+#include <torch/extension.h>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <spdlog/spdlog.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "core/error.h"
+#include "device/compute_device.h"
+#include "device/device_manager.h"
+#include "graph/executor.h"
+#include "graph/node_registry.h"
+#include "graph/validator.h"
+#include "python_log_sink.h"
+
+namespace py = pybind11;
+namespace fs = std::filesystem;
+
+namespace wan::python {
+namespace {
+
+// A WAN_* socket value held by Python. Copies share the object; the last one releases it.
+struct ObjectHandle {
+  std::shared_ptr<const graph::Object> object;
+  std::string type() const { return object ? object->type() : "NONE"; }
+};
+
+// The process's run settings and device manager (one per process, as in wan-run).
+struct Session {
+  fs::path models_dir, output_dir, input_dir;
+  device::ComputeDeviceOptions device_options;
+  std::unique_ptr<device::DeviceManager> devices;
+  std::unique_ptr<graph::Executor> executor;  // for run_prompt(); keeps its output cache
+  std::mutex mutex;
+};
+
+Session& session() {
+  // Never destroyed: handles Python frees at exit may still release models into the manager.
+  static Session* instance = new Session();
+  return *instance;
+}
+
+device::DeviceManager& devices() {
+  Session& s = session();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (!s.devices) s.devices = std::make_unique<device::DeviceManager>(s.device_options);
+  return *s.devices;
+}
+
+// Raised by interrupt() from any thread; polled at each step of a running node.
+std::atomic<bool> g_interrupt{false};
+
+py::object g_interrupted_type;  // _wan_native.Interrupted
+
+std::string fix_label(std::string message, const std::string& label) {
+  // A node run outside the executor has no id, so its label reads "node"; name it properly.
+  if (message.rfind("node:", 0) == 0 || message.rfind("node ", 0) == 0)
+    message.replace(0, 4, label);
+  for (size_t at; (at = message.find(" (node )")) != std::string::npos;) message.erase(at, 8);
+  return message;
+}
+
+// Raises the Python exception for a native one (GIL held): Cancelled -> Interrupted,
+// OutOfMemory -> torch.cuda.OutOfMemoryError, ValidationError -> ValueError, other -> RuntimeError.
+[[noreturn]] void raise_python(std::exception_ptr error, const std::string& label) {
+  try {
+    std::rethrow_exception(error);
+  } catch (py::error_already_set&) {
+    throw;
+  } catch (const graph::NodeError& e) {
+    if (e.cause()) {
+      try {
+        std::rethrow_exception(e.cause());
+      } catch (const Cancelled&) {
+        PyErr_SetString(g_interrupted_type.ptr(), e.what());
+        throw py::error_already_set();
+      } catch (const OutOfMemory&) {
+        py::object oom = py::module_::import("torch").attr("cuda").attr("OutOfMemoryError");
+        PyErr_SetString(oom.ptr(), e.what());
+        throw py::error_already_set();
+      } catch (const ValidationError&) {
+        throw py::value_error(e.what());
+      } catch (...) {
+      }
+    }
+    throw std::runtime_error(e.what());
+  } catch (const Cancelled& e) {
+    PyErr_SetString(g_interrupted_type.ptr(), (label + ": interrupted").c_str());
+    throw py::error_already_set();
+  } catch (const OutOfMemory& e) {
+    py::object oom = py::module_::import("torch").attr("cuda").attr("OutOfMemoryError");
+    PyErr_SetString(oom.ptr(), fix_label(e.what(), label).c_str());
+    throw py::error_already_set();
+  } catch (const ValidationError& e) {
+    throw py::value_error(fix_label(e.what(), label));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fix_label(e.what(), label));
+  }
+}
+
+// What a running native call reports and polls: Python callables, called with the GIL.
+struct Callbacks {
+  py::object progress;   // progress(step, steps, node_id) or None
+  py::object interrupt;  // interrupt() -> bool or None
+  std::atomic<bool> cancel{false};
+  std::exception_ptr python_error;  // a callback raised: re-raised once the native call unwinds
+
+  void on_event(const graph::ProgressEvent& event) {
+    if (g_interrupt.load()) cancel = true;
+    if (event.kind != graph::ProgressEvent::Kind::kStep) return;
+    if (progress.is_none() && interrupt.is_none()) return;
+    py::gil_scoped_acquire gil;
+    try {
+      if (!progress.is_none()) progress(event.step, event.steps, event.node_id);
+      if (!interrupt.is_none() && py::bool_(interrupt())) cancel = true;
+    } catch (py::error_already_set&) {
+      python_error = std::current_exception();
+      cancel = true;
+    }
+    if (g_interrupt.load()) cancel = true;
+  }
+};
+
+graph::RunContext make_context(Callbacks& callbacks, const std::optional<std::string>& models_dir) {
+  Session& s = session();
+  graph::RunContext run;
+  run.models_dir = models_dir ? fs::path(*models_dir) : s.models_dir;
+  run.output_dir = s.output_dir;
+  run.input_dir = s.input_dir;
+  run.device_manager = &devices();
+  run.cancel_flag = &callbacks.cancel;
+  run.on_progress = [&callbacks](const graph::ProgressEvent& event) { callbacks.on_event(event); };
+  return run;
+}
+
+nlohmann::json parse_json_arg(const std::string& text, const char* what) {
+  if (text.empty()) return nlohmann::json();
+  auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) throw py::value_error(std::string(what) + " is not valid JSON");
+  return parsed;
+}
+
+// A Python input value as the native Value its schema type asks for.
+graph::Value to_value(const py::handle& value, const graph::Input& input, const std::string& owner) {
+  const std::string where = owner + " input '" + input.id() + "'";
+  if (py::isinstance<ObjectHandle>(value)) {
+    const auto& handle = value.cast<const ObjectHandle&>();
+    graph::Value v(std::const_pointer_cast<graph::Object>(handle.object));
+    return v;
+  }
+  if (THPVariable_Check(value.ptr())) return graph::Value(THPVariable_Unpack(value.ptr()));
+  if (!input.is_widget())
+    throw py::type_error(where + " is a " + input.type() + " socket; got a Python " +
+                         std::string(py::str(py::type::of(value).attr("__name__"))));
+  nlohmann::json literal;
+  if (py::isinstance<py::bool_>(value)) {
+    literal = value.cast<bool>();
+  } else if (py::isinstance<py::int_>(value)) {
+    literal = value.cast<int64_t>();
+  } else if (py::isinstance<py::float_>(value)) {
+    literal = value.cast<double>();
+  } else if (py::isinstance<py::str>(value)) {
+    literal = value.cast<std::string>();
+  } else {
+    throw py::type_error(where + " (" + input.type() + ") cannot take a Python " +
+                         std::string(py::str(py::type::of(value).attr("__name__"))));
+  }
+  try {
+    return graph::literal_value(literal, input);
+  } catch (const std::exception& e) {
+    throw py::value_error(where + ": " + e.what());
+  }
+}
+
+py::object to_python(const graph::Value& value) {
+  switch (value.kind()) {
+    case graph::Value::Kind::kNone:
+      return py::none();
+    case graph::Value::Kind::kInt:
+      return py::int_(value.as_int());
+    case graph::Value::Kind::kFloat:
+      return py::float_(value.as_float());
+    case graph::Value::Kind::kBool:
+      return py::bool_(value.as_bool());
+    case graph::Value::Kind::kString:
+      return py::str(value.as_string());
+    case graph::Value::Kind::kTensor:
+      return py::reinterpret_steal<py::object>(THPVariable_Wrap(value.as_tensor()));
+    case graph::Value::Kind::kObject:
+      return py::cast(ObjectHandle{value.as_object()});
+  }
+  return py::none();
+}
+
+py::tuple to_python(const graph::Values& values) {
+  py::tuple out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = to_python(values[i]);
+  return out;
+}
+
+py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
+                  py::object progress, py::object interrupt,
+                  const std::optional<std::string>& models_dir, const std::string& prompt,
+                  const std::string& workflow) {
+  const auto& registry = graph::NodeRegistry::global();
+  const graph::NodeSchema* schema = registry.find(class_type);
+  if (!schema) throw py::value_error("unknown node type '" + class_type + "'");
+  const std::string label = node_id.empty() ? class_type : class_type + " (node " + node_id + ")";
+
+  graph::Values in;
+  in.set_owner(label);
+  for (const auto& [key, value] : inputs) {
+    const auto name = key.cast<std::string>();
+    const graph::Input* input = schema->find_input(name);
+    if (!input) throw py::value_error(label + ": no input named '" + name + "'");
+    if (value.is_none()) continue;
+    in.set(name, to_value(value, *input, label));
+  }
+  for (const graph::Input* input : schema->ordered_inputs()) {
+    if (in.has(input->id())) continue;
+    if (input->is_widget() && !input->default_value().is_null()) {
+      in.set(input->id(), graph::literal_value(input->default_value(), *input));
+    } else if (!input->is_optional()) {
+      throw py::value_error(label + ": required input '" + input->id() + "' is missing");
+    }
+  }
+
+  Callbacks callbacks;
+  callbacks.progress = std::move(progress);
+  callbacks.interrupt = std::move(interrupt);
+  graph::RunContext run = make_context(callbacks, models_dir);
+  run.prompt = parse_json_arg(prompt, "prompt");
+  run.workflow = parse_json_arg(workflow, "workflow");
+  g_interrupt = false;
+
+  graph::Values out;
+  std::exception_ptr error;
+  {
+    py::gil_scoped_release release;
+    // One ledger stage per node, as wan-run keeps: out-of-memory messages name the node.
+    auto& ledger = run.devices().ledger();
+    try {
+      auto node = registry.create(class_type);
+      graph::ProgressEvent started{graph::ProgressEvent::Kind::kNodeStarted, node_id, class_type};
+      ledger.begin_stage(node_id, class_type);
+      run.on_progress(started);
+      run.check_cancelled();
+      out = node->execute(in, run);
+      ledger.end_stage();
+    } catch (const std::exception& e) {
+      error = std::current_exception();
+      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure(e.what()));
+    } catch (...) {
+      error = std::current_exception();
+      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure("unknown error"));
+    }
+  }
+  if (callbacks.python_error) std::rethrow_exception(callbacks.python_error);
+  if (error) raise_python(error, label);
+  return to_python(out);
+}
+
+// Runs an API prompt through the native executor (what wan-run does) and returns
+// {node_id: outputs} for every node that ran or was served from the cache.
+py::dict run_prompt(const std::string& prompt_text, py::object progress, py::object interrupt) {
+  const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
+  Session& s = session();
+  if (!s.executor) s.executor = std::make_unique<graph::Executor>(graph::NodeRegistry::global());
+  Callbacks callbacks;
+  callbacks.progress = std::move(progress);
+  callbacks.interrupt = std::move(interrupt);
+  graph::RunContext run = make_context(callbacks, std::nullopt);
+  run.prompt = prompt;
+  auto& ledger = run.devices().ledger();
+  run.on_progress = [&callbacks, &ledger](const graph::ProgressEvent& event) {
+    if (event.kind == graph::ProgressEvent::Kind::kNodeStarted)
+      ledger.begin_stage(event.node_id, event.class_type);
+    callbacks.on_event(event);
+    if (event.kind == graph::ProgressEvent::Kind::kNodeFinished && ledger.in_stage())
+      ledger.end_stage();
+  };
+  g_interrupt = false;
+  std::exception_ptr error;
+  {
+    py::gil_scoped_release release;
+    try {
+      s.executor->run(prompt, run);
+    } catch (const std::exception& e) {
+      error = std::current_exception();
+      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure(e.what()));
+    }
+  }
+  if (callbacks.python_error) std::rethrow_exception(callbacks.python_error);
+  if (error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const graph::InvalidPrompt& e) {
+      throw py::value_error(e.report().dump());
+    } catch (...) {
+      raise_python(std::current_exception(), "prompt");
+    }
+  }
+  py::dict outputs;
+  for (const auto& node : s.executor->last_report().nodes) {
+    if (const graph::Values* values = s.executor->outputs(node.node_id))
+      outputs[py::str(node.node_id)] = to_python(*values);
+  }
+  return outputs;
+}
+
+void configure(const std::optional<std::string>& models_dir,
+               const std::optional<std::string>& output_dir,
+               const std::optional<std::string>& input_dir, const std::string& device,
+               const std::optional<std::string>& vram, const std::optional<std::string>& reserve) {
+  Session& s = session();
+  device::ComputeDeviceOptions options;
+  options.device = device;
+  try {
+    if (vram) options.vram = device::parse_size(*vram);
+    if (reserve) options.reserve = device::parse_size(*reserve);
+  } catch (const std::exception& e) {
+    throw py::value_error(e.what());
+  }
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.devices && !s.devices->models().empty())
+    throw std::runtime_error(
+        "configure(): models loaded under the current settings are still alive; release their "
+        "handles (and run_prompt's cache with clear_cache()) before changing the device");
+  s.executor.reset();
+  s.devices.reset();  // one budgeted virtual device at a time: the old one goes first
+  try {
+    s.devices = std::make_unique<device::DeviceManager>(options);
+  } catch (const ValidationError& e) {
+    throw py::value_error(e.what());
+  }
+  s.device_options = options;
+  if (models_dir) s.models_dir = *models_dir;
+  if (output_dir) s.output_dir = *output_dir;
+  if (input_dir) s.input_dir = *input_dir;
+}
+
+py::dict settings() {
+  Session& s = session();
+  auto& manager = devices();
+  py::dict out;
+  out["models_dir"] = s.models_dir.string();
+  out["output_dir"] = s.output_dir.string();
+  out["input_dir"] = s.input_dir.string();
+  out["device"] = manager.compute().name();
+  out["bytes_capacity"] = manager.compute().bytes_capacity();
+  return out;
+}
+
+// {class_type: {input: folder}} for the inputs that name model files: found by listing a scratch
+// models folder holding one marker file per folder, so it follows whatever the schemas declare.
+py::dict model_folders() {
+  static const std::vector<std::string> kFolders = {
+      "diffusion_models", "text_encoders", "vae", "clip_vision", "tokenizers", "checkpoints",
+      "loras",           "unet",          "clip", "controlnet", "upscale_models"};
+  static std::map<std::string, std::map<std::string, std::string>> cached;
+  static bool done = false;
+  if (!done) {
+    std::random_device random;
+    const fs::path root =
+        fs::temp_directory_path() / ("wan_native_probe_" + std::to_string(random()));
+    for (const auto& folder : kFolders) {
+      fs::create_directories(root / folder);
+      for (const char* ext : {".safetensors", ".model"})
+        std::ofstream(root / folder / ("wan_probe__" + folder + ext)).put('\0');
+    }
+    for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
+      for (const graph::Input& input : schema->inputs()) {
+        if (!input.is_combo()) continue;
+        for (const auto& option : input.combo_options(root)) {
+          if (option.rfind("wan_probe__", 0) != 0) continue;
+          const std::string folder = fs::path(option.substr(11)).stem().string();
+          cached[schema->name()][input.id()] = folder;
+        }
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(root, ec);
+    done = true;
+  }
+  py::dict out;
+  for (const auto& [node, inputs] : cached) out[py::str(node)] = py::cast(inputs);
+  return out;
+}
+
+}  // namespace
+}  // namespace wan::python
+
+PYBIND11_MODULE(_wan_native, m) {
+  using namespace wan::python;
+  m.doc() = "wan-native nodes for Python (ComfyUI custom nodes)";
+  py::module_::import("torch");  // THPVariable types must exist before tensors cross
+
+  g_interrupted_type = py::reinterpret_steal<py::object>(
+      PyErr_NewExceptionWithDoc("_wan_native.Interrupted",
+                                "A native node stopped at a step because it was interrupted.",
+                                PyExc_Exception, nullptr));
+  m.attr("Interrupted") = g_interrupted_type;
+
+  py::class_<ObjectHandle>(m, "Handle", "A WAN_* socket value; keeps the native object alive.")
+      .def_property_readonly("type", &ObjectHandle::type, "the socket type, e.g. 'WAN_VAE'")
+      .def("__repr__",
+           [](const ObjectHandle& h) { return "<wan_native.Handle " + h.type() + ">"; });
+
+  m.def(
+      "object_info",
+      [](const std::optional<std::string>& models_dir) {
+        const fs::path dir = models_dir ? fs::path(*models_dir) : session().models_dir;
+        return wan::graph::NodeRegistry::global().object_info(dir).dump();
+      },
+      py::arg("models_dir") = py::none(),
+      "ComfyUI's /object_info for every native node, as JSON text; model combos list the files "
+      "under models_dir (default: the configured one).");
+  m.def("model_folders", &model_folders,
+        "{class_type: {input: folder}} for inputs that name a file under a models folder.");
+  m.def("configure", &configure, py::arg("models_dir") = py::none(),
+        py::arg("output_dir") = py::none(), py::arg("input_dir") = py::none(),
+        py::arg("device") = "auto", py::arg("vram") = py::none(), py::arg("reserve") = py::none(),
+        "Sets the run settings and creates the process's device manager (device 'auto', 'cpu', "
+        "'cuda[:N]'; vram/reserve as sizes such as '8GiB').");
+  m.def("settings", &settings, "The run settings and the compute device in use.");
+  m.def("execute", &execute, py::arg("class_type"), py::arg("inputs"), py::arg("node_id") = "",
+        py::arg("progress") = py::none(), py::arg("interrupt") = py::none(),
+        py::arg("models_dir") = py::none(), py::arg("prompt") = "", py::arg("workflow") = "",
+        "Runs one node on `inputs` ({input: value}) and returns its outputs as a tuple. "
+        "progress(step, steps, node_id) is called at each step, interrupt() -> bool polled there.");
+  m.def("run_prompt", &run_prompt, py::arg("prompt"), py::arg("progress") = py::none(),
+        py::arg("interrupt") = py::none(),
+        "Runs an API prompt (JSON text) through the native executor; returns {node_id: outputs}.");
+  m.def(
+      "clear_cache",
+      [] {
+        if (session().executor) session().executor->clear_cache();
+      },
+      "Drops run_prompt's output cache (and the models it holds).");
+  m.def(
+      "interrupt", [](bool on) { g_interrupt = on; }, py::arg("on") = true,
+      "Stops the running native node at its next step (callable from any thread).");
+  m.def("set_log_level", &set_native_log_level, py::arg("python_level"),
+        "Native log level from a Python logging level.");
+
+  install_python_log_sink();
+  py::module_::import("atexit").attr("register")(py::cpp_function([] {
+    uninstall_python_log_sink();
+  }));
+}
