@@ -263,10 +263,38 @@ std::string collapse_whitespace(std::string_view text) {
   return strip_python_whitespace(out);
 }
 
+std::string fix_text_subset(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    // ANSI terminal escape: ESC '[' (digit | ';')* letter.
+    if (text[pos] == '\x1B' && pos + 1 < text.size() && text[pos + 1] == '[') {
+      size_t end = pos + 2;
+      while (end < text.size() && (is_digit(text[end]) || text[end] == ';')) ++end;
+      const char c = end < text.size() ? text[end] : '\0';
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+        pos = end + 1;
+        continue;
+      }
+    }
+    size_t length = 0;
+    const uint32_t cp = decode_utf8(text, pos, length);
+    if (cp == 0x02BC || (cp >= 0x2018 && cp <= 0x201B))
+      out += '\'';
+    else if (cp >= 0x201C && cp <= 0x201F)
+      out += '"';
+    else
+      out.append(text.substr(pos, length));
+    pos += length;
+  }
+  return out;
+}
+
 std::string clean_prompt_whitespace(std::string_view text) {
-  // basic_clean (without ftfy): unescape twice so "&amp;lt;" becomes "<", then strip;
+  // basic_clean: ftfy.fix_text (in part), unescape twice so "&amp;lt;" becomes "<", strip;
   // whitespace_clean: collapse runs, strip.
-  return collapse_whitespace(strip_python_whitespace(html_unescape(html_unescape(text))));
+  return collapse_whitespace(
+      strip_python_whitespace(html_unescape(html_unescape(fix_text_subset(text)))));
 }
 
 }  // namespace wan::models

@@ -1,5 +1,5 @@
 // Prompt cleaning applied before the T5 tokenizer, as in wan/modules/tokenizers.py with
-// clean="whitespace" (minus ftfy.fix_text, which has no C++ counterpart here; see docs/t5.md).
+// clean="whitespace". ftfy.fix_text is reproduced only in part (see fix_text_subset, docs/t5.md).
 #pragma once
 #include <string>
 #include <string_view>
@@ -19,7 +19,13 @@ std::string collapse_whitespace(std::string_view text);
 // Python's str.strip() with no argument (str.isspace: White_Space plus U+001C..U+001F).
 std::string strip_python_whitespace(std::string_view text);
 
-// Wan's clean="whitespace": html.unescape twice, strip, collapse whitespace, strip.
+// The parts of ftfy.fix_text that SentencePiece's nmt_nfkc normalisation does not already
+// cover and that need no statistics: uncurl_quotes (U+02BC, U+2018..U+201B -> ', U+201C..U+201F
+// -> ") and remove_terminal_escapes (ESC '[' digits/';' letter). Mojibake repair is not done.
+std::string fix_text_subset(std::string_view text);
+
+// Wan's clean="whitespace": fix_text_subset (for ftfy.fix_text), html.unescape twice, strip,
+// collapse whitespace, strip.
 std::string clean_prompt_whitespace(std::string_view text);
 
 }  // namespace wan::models

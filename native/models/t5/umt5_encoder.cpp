@@ -10,10 +10,6 @@
 namespace wan::models {
 namespace {
 
-// Rows of a reduced-precision weight upcast at once in Umt5Matmul::kFloatWeights: 128 rows of
-// 4096 float32 values (2 MiB) stay in cache between the upcast and the multiply.
-constexpr int64_t kUpcastRows = 128;
-
 using ShapeOf = std::function<const std::vector<int64_t>*(const std::string&)>;
 
 const std::vector<int64_t>& require_shape(const ShapeOf& shape_of, const std::string& key,
@@ -126,7 +122,7 @@ bool Umt5Config::operator==(const Umt5Config& o) const {
 // pages of a large allocation cost no memory until then.
 T5LinearImpl::T5LinearImpl(int64_t in_features, int64_t out_features,
                            const Umt5EncoderOptions& options)
-    : matmul_(options.matmul()) {
+    : matmul_(options.matmul()), upcast_rows_(std::max<int64_t>(1, options.upcast_rows())) {
   weight = register_parameter("weight", at::empty({out_features, in_features}, options.dtype()),
                               /*requires_grad=*/false);
 }
@@ -138,11 +134,16 @@ at::Tensor T5LinearImpl::forward(const at::Tensor& x) {
   // kFloatWeights: upcast a block of rows at a time so no full float32 copy exists.
   std::vector<at::Tensor> parts;
   const int64_t rows = weight.size(0);
-  for (int64_t start = 0; start < rows; start += kUpcastRows) {
-    const int64_t count = std::min(kUpcastRows, rows - start);
+  for (int64_t start = 0; start < rows; start += upcast_rows_) {
+    const int64_t count = std::min(upcast_rows_, rows - start);
     parts.push_back(at::linear(x, weight.narrow(0, start, count).to(x.scalar_type())));
   }
   return parts.size() == 1 ? parts[0] : at::cat(parts, -1);
+}
+
+void T5LinearImpl::set_matmul(Umt5Matmul matmul, int64_t upcast_rows) {
+  matmul_ = matmul;
+  upcast_rows_ = std::max<int64_t>(1, upcast_rows);
 }
 
 T5LayerNormImpl::T5LayerNormImpl(int64_t dim, double eps, at::ScalarType dtype) : eps_(eps) {
@@ -262,6 +263,13 @@ Umt5EncoderImpl::Umt5EncoderImpl(const Umt5Config& config, const Umt5EncoderOpti
   for (int64_t i = 0; i < config.num_layers(); ++i)
     blocks_->push_back(T5SelfAttention(config, options));
   norm_ = register_module("norm", T5LayerNorm(config.dim(), config.eps(), options.dtype()));
+}
+
+void Umt5EncoderImpl::set_matmul(Umt5Matmul matmul, int64_t upcast_rows) {
+  options_.matmul(matmul).upcast_rows(upcast_rows);
+  for (auto& module : modules(/*include_self=*/false))
+    if (auto* linear = dynamic_cast<T5LinearImpl*>(module.get()))
+      linear->set_matmul(matmul, upcast_rows);
 }
 
 namespace {

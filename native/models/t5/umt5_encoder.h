@@ -64,6 +64,9 @@ struct Umt5EncoderOptions {
   // Storage dtype of the parameters (kFloat for parity, kBFloat16 as the checkpoint ships).
   TORCH_ARG(at::ScalarType, dtype) = at::kFloat;
   TORCH_ARG(Umt5Matmul, matmul) = Umt5Matmul::kReducedInputs;
+  // Weight rows upcast per multiply in kFloatWeights: 128 rows of 4096 float32 values (2 MiB)
+  // stay in cache between the upcast and the multiply.
+  TORCH_ARG(int64_t, upcast_rows) = 128;
 };
 
 // Linear layer without bias (T5 has none) whose weight may be stored in a reduced dtype.
@@ -72,10 +75,12 @@ class T5LinearImpl : public torch::nn::Module {
   T5LinearImpl(int64_t in_features, int64_t out_features, const Umt5EncoderOptions& options);
   // x: [..., in] float32 -> [..., out] float32
   at::Tensor forward(const at::Tensor& x);
+  void set_matmul(Umt5Matmul matmul, int64_t upcast_rows);
   at::Tensor weight;
 
  private:
   Umt5Matmul matmul_;
+  int64_t upcast_rows_;
 };
 TORCH_MODULE(T5Linear);
 
@@ -180,6 +185,9 @@ class Umt5EncoderImpl : public torch::nn::Module {
   // still computed, as in the official code.
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& mask = {},
                      Umt5Trace* trace = nullptr);
+
+  // Switches how every linear layer multiplies reduced-precision weights.
+  void set_matmul(Umt5Matmul matmul, int64_t upcast_rows = 128);
 
   const Umt5Config& config() const { return config_; }
   const Umt5EncoderOptions& options() const { return options_; }

@@ -149,5 +149,13 @@ TEST(HtmlUnescape, CleanUnescapesTwiceAndCollapsesUnicodeWhitespace) {
   EXPECT_EQ(clean_prompt_whitespace(""), "");
 }
 
+// ftfy.fix_text("don\u2019t \u201cgo\u201d \x1b[31mred\x1b[0m") == "don't \"go\" red".
+TEST(HtmlUnescape, FixTextSubsetUncurlsQuotesAndDropsTerminalEscapes) {
+  EXPECT_EQ(fix_text_subset("don\xE2\x80\x99t \xE2\x80\x9Cgo\xE2\x80\x9D \x1B[31mred\x1B[0m"),
+            "don't \"go\" red");
+  EXPECT_EQ(fix_text_subset("\x1B[!x keeps \xE2\x80\x94 dash"), "\x1B[!x keeps \xE2\x80\x94 dash");
+  EXPECT_EQ(clean_prompt_whitespace("  it\xCA\xBCs &amp;quot;ok&amp;quot; "), "it's \"ok\"");
+}
+
 }  // namespace
 }  // namespace wan::models
