@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  libsentencepiece-dev libstb-dev libwebp-dev libpng-dev zlib1g-dev
+  libstb-dev libwebp-dev libpng-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   pybind11-dev python3-dev python3-torch python3-pytest python3-numpy
   libcli11-dev clang libclang-rt-14-dev
