@@ -1,0 +1,100 @@
+// Plans of the official checkpoints (presets) on a 12 GB-class card: the table of
+// docs/memory_plan.md, and the T2V-1.3B pattern the shipped workflows must show.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "core/error.h"
+#include "device/compute_device.h"
+#include "graph/workflow_json.h"
+#include "plan/memory_plan.h"
+#include "test_util.h"
+
+namespace wan::plan {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Placements {
+  const char* name;
+  const char* t5;
+  const char* vae;
+};
+const Placements kPlacements[] = {{"baseline", "offload", "gpu"},
+                                  {"vae_cpu", "offload", "offload"},
+                                  {"t5_cpu", "cpu", "gpu"},
+                                  {"vae_cpu_t5_cpu", "cpu", "offload"}};
+
+// A shipped workflow (UI format) as an API prompt.
+json shipped(const std::string& kind, const Placements& p) {
+  const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
+                        kind / (std::string(p.name) + ".json");
+  return graph::to_api_prompt(graph::read_json_file(file), graph::NodeRegistry::global());
+}
+
+PlanOptions preset_options(const std::string& preset) {
+  PlanOptions options;
+  options.models_dir = fs::temp_directory_path() / "wan_plan_no_models";
+  options.preset = preset;
+  options.device.device = "cpu";
+  options.device.vram = device::parse_size("11.49GiB");  // default reserve 0.5 GiB
+  return options;
+}
+
+TEST(PresetPlan, T2v13BOn1149GiBFailsOnlyWhenT5AndVaeShareTheCard) {
+  for (const auto& p : kPlacements) {
+    const auto plan = plan_prompt(shipped("t2v", p), graph::NodeRegistry::global(),
+                                  preset_options("t2v-1.3B"));
+    std::printf("%s\n", plan.text.c_str());
+    if (std::string(p.name) == "baseline") {
+      EXPECT_FALSE(plan.fits);
+      EXPECT_EQ(plan.nodes.back().class_type, "EncodePrompt");
+      EXPECT_NE(plan.first_oom_message.find("vgpu out of memory moving t5 tensor '"),
+                std::string::npos)
+          << plan.first_oom_message;
+    } else {
+      EXPECT_TRUE(plan.fits) << p.name << ": " << plan.first_oom_message;
+    }
+  }
+}
+
+TEST(PresetPlan, ConditionedPresetsTable) {
+  std::printf("| preset | config | fits | peak | peak in | moved in | first OOM |\n");
+  for (const std::string preset : {"t2v-1.3B", "i2v-14B", "flf2v-14B", "vace-1.3B"}) {
+    const std::string kind = preset.substr(0, preset.find('-'));
+    for (const auto& p : kPlacements) {
+      const json prompt = shipped(kind, p);
+      const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), preset_options(preset));
+      std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", preset.c_str(), p.name,
+                  plan.fits ? "yes" : "no", format_bytes(plan.device_peak).c_str(),
+                  plan.device_peak_node.c_str(), format_bytes(plan.transfer_bytes).c_str(),
+                  plan.first_oom_message.substr(0, 90).c_str());
+      ASSERT_FALSE(plan.nodes.empty());
+      if (kind == "t2v" && preset == "t2v-1.3B") continue;
+      if (!plan.fits) continue;
+      // Every planned node on a 14B model that fits keeps within the card.
+      EXPECT_LE(plan.device_peak, plan.capacity);
+    }
+  }
+}
+
+// The Wan2.1 README reports 8.19 GB peak for T2V-1.3B at 480P with --offload_model True --t5_cpu
+// on an RTX 4090: the official code keeps the DiT in float32 and the VAE on the card.
+TEST(PresetPlan, ReadmeT2v13BOffloadT5CpuCrossCheck) {
+  json prompt = shipped("t2v", kPlacements[2]);  // t5_cpu: VAE gpu, DiT offload, T5 cpu
+  graph::apply_override(prompt, "LoadDiT.weight_dtype=fp32", graph::NodeRegistry::global());
+  auto options = preset_options("t2v-1.3B");
+  options.device.vram = device::parse_size("24GB");  // an RTX 4090
+  const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), options);
+  std::printf("%s\nREADME cross-check: planned peak %.2f GB (%s) vs 8.19 GB reported\n",
+              plan.text.c_str(), static_cast<double>(plan.device_peak) / 1e9,
+              plan.device_peak_node.c_str());
+  EXPECT_TRUE(plan.fits);
+  EXPECT_NEAR(static_cast<double>(plan.device_peak) / 1e9, 8.19, 0.25 * 8.19);
+}
+
+}  // namespace
+}  // namespace wan::plan
