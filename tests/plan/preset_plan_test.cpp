@@ -62,16 +62,19 @@ TEST(PresetPlan, T2v13BOn1149GiBFailsOnlyWhenT5AndVaeShareTheCard) {
 }
 
 TEST(PresetPlan, ConditionedPresetsTable) {
-  std::printf("| preset | config | fits | peak | peak in | moved in | first OOM |\n");
+  std::printf("| card | preset | config | fits | peak | peak in | moved in | first OOM |\n");
+  for (const std::string vram : {"11.49GiB", "24GB", "80GB"})
   for (const std::string preset : {"t2v-1.3B", "i2v-14B", "flf2v-14B", "vace-1.3B"}) {
     const std::string kind = preset.substr(0, preset.find('-'));
     for (const auto& p : kPlacements) {
       const json prompt = shipped(kind, p);
-      const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), preset_options(preset));
-      std::printf("| %s | %s | %s | %s | %s | %s | %s |\n", preset.c_str(), p.name,
+      auto options = preset_options(preset);
+      options.device.vram = device::parse_size(vram);
+      const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), options);
+      std::printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", vram.c_str(), preset.c_str(), p.name,
                   plan.fits ? "yes" : "no", format_bytes(plan.device_peak).c_str(),
                   plan.device_peak_node.c_str(), format_bytes(plan.transfer_bytes).c_str(),
-                  plan.first_oom_message.substr(0, 90).c_str());
+                  plan.first_oom_message.substr(0, 110).c_str());
       ASSERT_FALSE(plan.nodes.empty());
       if (kind == "t2v" && preset == "t2v-1.3B") continue;
       if (!plan.fits) continue;
