@@ -65,7 +65,8 @@ def run_wan_run(wan_run, prompt, workdir, output_dir, *extra):
     with open(workflow, "w") as f:
         json.dump(prompt, f)
     return subprocess.run(
-        [wan_run, workflow, "--models", MODELS_DIR, "--output", output_dir, "--device", "cpu",
+        [wan_run, workflow, "--models", MODELS_DIR, "--input", INPUTS_DIR, "--output", output_dir,
+         "--device", "cpu",
          *extra],
         cwd=INPUTS_DIR, capture_output=True, text=True, timeout=600)
 
