@@ -23,12 +23,16 @@ class Decode : public graph::Node {
     if (latent.dim() != 4)
       throw ValidationError(run.node_label() + " input 'latent': expected [16, T, H/8, W/8]");
     at::NoGradGuard no_grad;
-    auto lease = run.devices().lease(vae_socket->model, run.node_label());
-    models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
-    models::VaeRunOptions options;
-    options.progress([&](int done, int total) { run.report_step(done, total); });
-    const auto video = vae->decode(run.devices().to_compute(latent), options);  // [3, F, H, W]
-    return {image::from_wan_image(run.devices().to_cpu(video)).contiguous()};  // [F, H, W, 3]
+    at::Tensor video;  // [3, F, H, W] in CPU memory
+    {
+      auto lease = run.devices().lease(vae_socket->model, run.node_label());
+      models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
+      models::VaeRunOptions options;
+      options.progress([&](int done, int total) { run.report_step(done, total); });
+      video = run.devices().to_cpu(vae->decode(run.devices().to_compute(latent), options));
+    }
+    // Converted after the lease ends, so the IMAGE is CPU memory (ComfyUI's convention).
+    return {image::from_wan_image(video).contiguous()};  // [F, H, W, 3]
   }
 };
 WAN_REGISTER_NODE(Decode);

@@ -580,17 +580,10 @@ struct Planner {
       if (!lease(vae, act, "VAE decode activations", latent->cpu_bytes)) return {};
       out.shape = s;
       const int64_t image = s.frames * s.height * s.width * 3 * 4;  // IMAGE [F, H, W, 3] float32
-      // Decode converts the frames to IMAGE while its lease is open: on the virtual accelerator
-      // that copy is counted on the device and stays there while the output is cached.
-      if (computes_on_device(vae) && device_name == "vgpu") {
-        out.device_bytes = image;
-        dev_held += image;
-        note(0, image, "");
-      } else {
-        out.cpu_bytes = image;
-        note(0, 2 * image, "");  // [3, F, H, W] copied out, then permuted
-        cpu_held += image;
-      }
+      // The IMAGE is made in CPU memory after the lease ends: [3, F, H, W] copied out, then permuted.
+      out.cpu_bytes = image;
+      note(0, 2 * image, "");
+      cpu_held += image;
       return {out};
     }
     // Everything else (image loading, saving) is CPU-side and small next to the models.
