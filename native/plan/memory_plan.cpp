@@ -529,9 +529,15 @@ struct Planner {
         class_type == "VaceToVideo") {
       const Shape s = shape_of(in);
       const bool vace = class_type == "VaceToVideo";
+      // FLF2V encodes its two frames with CLIP as one batch.
+      const int64_t images = class_type == "FirstLastFrameToVideo" ? 2 : 1;
+      int64_t clip_width = 0;
       if (!vace) {
         auto& clip = *link("clip_vision")->model;
-        if (!lease(clip, clip_activations(clip), "CLIP activations at 257 tokens")) return {};
+        clip_width = clip.clip_width;
+        if (!lease(clip, images * clip_activations(clip),
+                   "CLIP activations at " + std::to_string(images) + " x 257 tokens"))
+          return {};
       }
       auto& vae = *link("vae")->model;
       // Encoding: the video moved in, then the encoder's activations per chunk (calibrated like
@@ -549,8 +555,16 @@ struct Planner {
       if (!lease(vae, act + (vace ? latent : 0), "VAE encode activations", video)) return {};
       out.shape = s;
       out.cond_kind = vace ? "vace" : class_type == "ImageToVideo" ? "i2v" : "flf2v";
-      // On the CPU: y (mask + latent) or the VACE context, and the CLIP features.
-      out.cpu_bytes = vace ? 96 * latent / 16 : 20 * latent / 16 + 2 * 257 * 1280 * 4;
+      // On the CPU, float32: y (4 mask + 16 latent channels) and the CLIP features
+      // [images, 257, width]; or the VACE context: 96 channels
+      // (inactive and reactive latents, 64 mask channels) over the latent frames plus one frame
+      // per reference image.
+      int64_t references = 0;
+      for (const char* name : {"reference_image", "reference_image_2", "reference_image_3"})
+        references += link(name) ? 1 : 0;
+      const int64_t latent_frame = latent / s.latent_frames();
+      out.cpu_bytes = vace ? 96 * (latent + references * latent_frame) / 16
+                           : 20 * latent / 16 + images * models::kClipTokensPerImage * clip_width * 4;
       cpu_held += out.cpu_bytes;
       note(0, 0, "");
       return {out};
