@@ -1,6 +1,4 @@
 // SaveTensor: an IMAGE or WAN_LATENT as float32 safetensors under the key `tensor`.
-#include <spdlog/spdlog.h>
-
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
 
@@ -17,9 +15,8 @@ class SaveTensor : public graph::Node {
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
-    const auto saved = media::save_tensor(run.output_dir.string(), in.string("filename_prefix"),
+    media::save_tensor(run.output_dir.string(), in.string("filename_prefix"),
                                           in.tensor("tensor").to(at::kFloat));
-    spdlog::info("SaveTensor: wrote {}", saved.path);
     return {};
   }
 };

@@ -1,6 +1,4 @@
 // SaveVideo: animated WebP, H.264 MP4 or PNG frames, with the workflow embedded as ComfyUI does.
-#include <spdlog/spdlog.h>
-
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
 
@@ -19,11 +17,10 @@ class SaveVideo : public graph::Node {
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
-    const auto saved = media::save_video(
+    media::save_video(
         run.output_dir.string(), in.string("filename_prefix"),
         media::parse_video_format(in.string("format")), in.tensor("images"), in.number("fps"),
         output_metadata(run), [&](int64_t done, int64_t total) { run.report_step(done, total); });
-    spdlog::info("SaveVideo: wrote {}", saved.path);
     return {};
   }
 };

@@ -1,3 +1,4 @@
+#include "io/tensor_map.h"
 #include "image/image_ops.h"
 
 #include <fstream>
@@ -20,14 +21,6 @@
 
 namespace wan::image {
 namespace {
-
-std::string shape_str(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 }  // namespace
 
@@ -67,7 +60,7 @@ LoadedImage load_image(const std::string& path) {
 at::Tensor to_wan_image(const at::Tensor& image) {
   if ((image.dim() != 3 && image.dim() != 4) || image.size(-1) != 3)
     throw ValidationError("to_wan_image: expected an IMAGE [H, W, 3] or [B, H, W, 3], got " +
-                          shape_str(image.sizes()) + ".");
+                          io::format_shape(image.sizes()) + ".");
   // [.., H, W, 3] -> [.., 3, H, W]; sub then div like the official .sub_(0.5).div_(0.5).
   const auto chw = image.dim() == 3 ? image.permute({2, 0, 1}) : image.permute({0, 3, 1, 2});
   return chw.to(at::kFloat).sub(0.5).div_(0.5).contiguous();
@@ -76,7 +69,7 @@ at::Tensor to_wan_image(const at::Tensor& image) {
 at::Tensor from_wan_image(const at::Tensor& image) {
   if ((image.dim() != 3 && image.dim() != 4) || image.size(0) != 3)
     throw ValidationError("from_wan_image: expected a Wan image [3, H, W] or video [3, T, H, W], got " +
-                          shape_str(image.sizes()) + ".");
+                          io::format_shape(image.sizes()) + ".");
   const auto hwc = image.dim() == 3 ? image.permute({1, 2, 0}) : image.permute({1, 2, 3, 0});
   return hwc.to(at::kFloat).mul(0.5).add_(0.5).contiguous();
 }
@@ -84,7 +77,7 @@ at::Tensor from_wan_image(const at::Tensor& image) {
 at::Tensor resize_bicubic(const at::Tensor& image, int64_t height, int64_t width) {
   if ((image.dim() != 3 && image.dim() != 4) || !image.is_floating_point())
     throw ValidationError("resize_bicubic: expected a floating [C, H, W] or [N, C, H, W], got " +
-                          shape_str(image.sizes()) + ".");
+                          io::format_shape(image.sizes()) + ".");
   if (height <= 0 || width <= 0)
     throw ValidationError("resize_bicubic: target size " + std::to_string(height) + "x" +
                           std::to_string(width) + " must be positive.");
@@ -97,7 +90,7 @@ at::Tensor resize_bicubic(const at::Tensor& image, int64_t height, int64_t width
 
 at::Tensor center_crop(const at::Tensor& image, int64_t height, int64_t width) {
   if (image.dim() < 2 || height <= 0 || width <= 0)
-    throw ValidationError("center_crop: cannot crop " + shape_str(image.sizes()) + " to " +
+    throw ValidationError("center_crop: cannot crop " + io::format_shape(image.sizes()) + " to " +
                           std::to_string(height) + "x" + std::to_string(width) + ".");
   auto x = image;
   int64_t h = x.size(-2), w = x.size(-1);

@@ -46,6 +46,12 @@ std::string scalar_type_to_dtype(at::ScalarType type) {
   throw LoadError(std::string("no safetensors dtype for ") + c10::toString(type));
 }
 
+std::string format_shape(at::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
   for (auto d : shape) n *= d;

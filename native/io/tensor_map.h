@@ -23,6 +23,9 @@ struct TensorInfo {
   int64_t nbytes() const;
 };
 
+// "[3, 4]": a shape as error messages print it.
+std::string format_shape(at::IntArrayRef shape);
+
 // Size in bytes of one element of a storage dtype ("F32" -> 4); throws LoadError when unknown.
 int64_t dtype_size(const std::string& dtype);
 // The ATen type a storage dtype is read as. fp8 has no ATen type in LibTorch 1.13: it reads as

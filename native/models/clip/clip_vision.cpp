@@ -1,3 +1,4 @@
+#include "io/tensor_map.h"
 #include "models/clip/clip_vision.h"
 
 #include <spdlog/spdlog.h>
@@ -20,14 +21,6 @@
 
 namespace wan::models {
 namespace {
-
-std::string shape_str(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 // A weight in the dtype of the activations it meets (a no-op unless they differ, e.g. fp16
 // weights with float32 activations on the CPU).
@@ -53,7 +46,7 @@ const at::Tensor& require(const io::TensorMap& tensors, const std::string& key, 
   if (it == tensors.end())
     throw LoadError(origin + ": missing " + key + "; cannot detect the CLIP vision configuration.");
   if (it->second.dim() != dims)
-    throw LoadError(origin + ": " + key + " has shape " + shape_str(it->second.sizes()) +
+    throw LoadError(origin + ": " + key + " has shape " + io::format_shape(it->second.sizes()) +
                     ", expected " + std::to_string(dims) + " dimensions.");
   return it->second;
 }
@@ -298,7 +291,7 @@ at::Tensor ClipVisionImpl::preprocess(const std::vector<at::Tensor>& images) con
     const auto& image = images[i];
     if (image.dim() != 3 || image.size(0) != 3 || !image.is_floating_point())
       throw ValidationError("ClipVision: image " + std::to_string(i) + " has shape " +
-                            shape_str(image.sizes()) + " and dtype " +
+                            io::format_shape(image.sizes()) + " and dtype " +
                             std::string(c10::toString(image.scalar_type())) +
                             "; expected a floating [3, H, W] in [-1, 1].");
     // Official: F.interpolate(u.transpose(0, 1), size, mode='bicubic', align_corners=False) on

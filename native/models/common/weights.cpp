@@ -1,3 +1,4 @@
+#include "io/tensor_map.h"
 #include "models/common/weights.h"
 
 #include <spdlog/spdlog.h>
@@ -9,14 +10,6 @@
 
 namespace wan::models {
 namespace {
-
-std::string shape_str(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 bool has_prefix(const std::string& key, const std::vector<std::string>& prefixes) {
   for (const auto& p : prefixes)
@@ -40,8 +33,8 @@ void load_weights(torch::nn::Module& module, const io::TensorMap& tensors, const
     }
     used.insert(key);
     if (it->second.sizes() != target.sizes()) {
-      misshaped.push_back(key + " (expected " + shape_str(target.sizes()) + ", found " +
-                          shape_str(it->second.sizes()) + ")");
+      misshaped.push_back(key + " (expected " + io::format_shape(target.sizes()) + ", found " +
+                          io::format_shape(it->second.sizes()) + ")");
       return;
     }
     assignments.emplace_back(target, it->second);

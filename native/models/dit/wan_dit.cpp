@@ -1,3 +1,4 @@
+#include "io/tensor_map.h"
 #include "models/dit/wan_dit.h"
 
 #include <spdlog/spdlog.h>
@@ -13,14 +14,6 @@
 
 namespace wan::models {
 namespace {
-
-std::string shape_str(at::IntArrayRef shape) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
 
 torch::nn::Conv3d patch_conv(int64_t in, int64_t out, const std::array<int64_t, 3>& patch) {
   const std::vector<int64_t> kernel(patch.begin(), patch.end());
@@ -106,7 +99,7 @@ void WanDitImpl::validate_inputs(const std::vector<at::Tensor>& x, const at::Ten
         clip.size(1) != kClipTokensPerImage || clip.size(2) != c.img_dim)
       fail("clip_fea must be [" + std::to_string(images * batch) + ", 257, " +
            std::to_string(c.img_dim) + "], got " +
-           (clip.defined() ? shape_str(clip.sizes()) : std::string("none")));
+           (clip.defined() ? io::format_shape(clip.sizes()) : std::string("none")));
   } else if (extras.clip_fea.defined()) {
     fail("clip_fea is only used by i2v/flf2v models");
   }
@@ -126,7 +119,7 @@ void WanDitImpl::validate_inputs(const std::vector<at::Tensor>& x, const at::Ten
       if (!y.defined() || y.dim() != 4 || y.sizes().slice(1) != u.sizes().slice(1))
         fail("y[" + std::to_string(i) + "] must be [C, " + std::to_string(u.size(1)) + ", " +
              std::to_string(u.size(2)) + ", " + std::to_string(u.size(3)) + "], got " +
-             (y.defined() ? shape_str(y.sizes()) : std::string("none")));
+             (y.defined() ? io::format_shape(y.sizes()) : std::string("none")));
       channels += y.size(0);
     }
     if (channels != c.in_dim)
@@ -136,7 +129,7 @@ void WanDitImpl::validate_inputs(const std::vector<at::Tensor>& x, const at::Ten
     for (int a = 0; a < 3; ++a) {
       const int64_t size = u.size(a + 1), patch = c.patch_size[a];
       if (size % patch != 0)
-        fail(name + " size " + shape_str(u.sizes()) + " is not divisible by the patch size " +
+        fail(name + " size " + io::format_shape(u.sizes()) + " is not divisible by the patch size " +
              std::to_string(patch) + " along axis " + std::to_string(a + 1));
       if (size / patch > kRopeMaxPositions)
         fail(name + " has " + std::to_string(size / patch) + " patches along axis " +
@@ -153,12 +146,12 @@ void WanDitImpl::validate_inputs(const std::vector<at::Tensor>& x, const at::Ten
         fail("vace_context[" + std::to_string(i) + "] must be [" + std::to_string(c.vace_in_dim) +
              ", " + std::to_string(u.size(1)) + ", " + std::to_string(u.size(2)) + ", " +
              std::to_string(u.size(3)) + "], got " +
-             (v.defined() ? shape_str(v.sizes()) : std::string("none")));
+             (v.defined() ? io::format_shape(v.sizes()) : std::string("none")));
     }
     const auto& text = context[i];
     if (!text.defined() || text.dim() != 2 || text.size(1) != c.text_dim)
       fail("context[" + std::to_string(i) + "] must be [L, " + std::to_string(c.text_dim) +
-           "], got " + (text.defined() ? shape_str(text.sizes()) : std::string("none")));
+           "], got " + (text.defined() ? io::format_shape(text.sizes()) : std::string("none")));
     if (text.size(0) > c.text_len)
       fail("context[" + std::to_string(i) + "] has " + std::to_string(text.size(0)) +
            " tokens, more than text_len " + std::to_string(c.text_len));
