@@ -1,61 +1,13 @@
-#include "io/tensor_map.h"
 #include "image/image_ops.h"
 
-#include <fstream>
-#include <iterator>
 #include <limits>
-#include <memory>
 #include <sstream>
 #include <vector>
 
 #include "core/error.h"
-
-// The one translation unit that compiles stb_image. Only the decoders a user may hand us.
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_PSD
-#define STBI_NO_HDR
-#define STBI_NO_PIC
-#define STBI_NO_PNM
-#define STBI_FAILURE_USERMSG
-#include <stb/stb_image.h>
+#include "io/tensor_map.h"
 
 namespace wan::image {
-namespace {
-
-}  // namespace
-
-LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& origin) {
-  if (size > static_cast<size_t>(std::numeric_limits<int>::max()))
-    throw LoadError(origin + ": image file too large (" + std::to_string(size) + " bytes).");
-  int width = 0, height = 0, channels = 0;
-  // Ask for the file's own channel count so alpha and greyscale are known.
-  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, static_cast<int>(size), &width, &height, &channels, 0),
-      stbi_image_free);
-  if (!pixels)
-    throw LoadError(origin + ": cannot decode image (" + stbi_failure_reason() + ").");
-
-  // [H, W, channels] uint8 -> float32 / 255, exactly torchvision's to_tensor division.
-  const auto raw = at::from_blob(pixels.get(), {height, width, channels}, at::kByte)
-                       .to(at::kFloat)
-                       .div_(255.0);
-  LoadedImage out;
-  const bool grey = channels <= 2;
-  out.has_alpha = channels == 2 || channels == 4;
-  const auto colour = grey ? raw.narrow(2, 0, 1).expand({height, width, 3}) : raw.narrow(2, 0, 3);
-  out.image = colour.contiguous();
-  out.mask = out.has_alpha ? (1.0 - raw.select(2, channels - 1)).contiguous()
-                           : at::zeros({height, width}, at::kFloat);
-  return out;
-}
-
-LoadedImage load_image(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw LoadError(path + ": cannot open image file.");
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>());
-  return decode_image(bytes.data(), bytes.size(), path);
-}
 
 at::Tensor to_wan_image(const at::Tensor& image) {
   if ((image.dim() != 3 && image.dim() != 4) || image.size(-1) != 3)

@@ -1,4 +1,4 @@
-// Image files and the tensor conventions around them.
+// The tensor conventions around images (files are read by native/media/image_file).
 //
 // Two conventions meet here:
 //   IMAGE (ComfyUI): float32 [H, W, C] (or [B, H, W, C]) in [0, 1], channels last.
@@ -11,22 +11,6 @@
 #include <string>
 
 namespace wan::image {
-
-struct LoadedImage {
-  at::Tensor image;  // float32 [H, W, 3] in [0, 1]: uint8 value / 255
-  // float32 [H, W]: 1 - alpha / 255 (ComfyUI's LoadImage convention, 1 = masked out); all zeros
-  // when the file has no alpha channel.
-  at::Tensor mask;
-  bool has_alpha = false;
-};
-
-// Decodes a PNG, JPEG, BMP, TGA or GIF (first frame) file. Greyscale is replicated to RGB.
-// 16-bit PNGs are reduced to 8 bits. EXIF orientation is not applied. Throws LoadError naming the
-// file and the decoder's reason.
-LoadedImage load_image(const std::string& path);
-
-// Same, from bytes in memory; `origin` names the source in errors.
-LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& origin);
 
 // IMAGE [H, W, 3] -> Wan image [3, H, W] in [-1, 1]; [B, H, W, 3] -> [B, 3, H, W]. Computes
 // (x - 0.5) / 0.5 in float32, which reproduces to_tensor(img).sub_(0.5).div_(0.5) bit for bit

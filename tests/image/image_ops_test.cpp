@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "media/image_file.h"
 #include "test_util.h"
 
 namespace wan::image {
@@ -16,6 +17,17 @@ namespace {
 
 using wan::testing::golden_tensor;
 using wan::testing::tiny_path;
+
+// One still image: frame 0 of what the media layer decodes ([H, W, 3] and [H, W]).
+media::LoadedImage still(media::LoadedImage loaded) {
+  loaded.image = loaded.image[0];
+  loaded.mask = loaded.mask[0];
+  return loaded;
+}
+media::LoadedImage load_image(const std::string& path) { return still(media::load_image(path)); }
+media::LoadedImage decode_image(const unsigned char* data, size_t size, const std::string& origin) {
+  return still(media::decode_image(data, size, origin));
+}
 
 TEST(ImageOps, LoadsPngAsHwcInUnitRange) {
   const auto loaded = load_image(tiny_path("inputs/clip_image.png"));  // 72 x 56 RGB

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "image/image_ops.h"
 #include "io/tensor_index.h"
+#include "media/image_file.h"
 #include "models/t5/umt5_text_encoder.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/sampling.h"
@@ -31,7 +32,7 @@ struct Golden {
 };
 
 at::Tensor load_png(const std::string& name) {
-  return image::to_wan_image(image::load_image(tiny_path("inputs/" + name)).image);
+  return image::to_wan_image(media::load_image(tiny_path("inputs/" + name)).image[0]);
 }
 
 // Runs the text encoder, the sampler and the decoder; checks every recorded stage.
@@ -134,7 +135,7 @@ TEST(PipelineE2E, VaceMatchesOfficial) {
     std::snprintf(name, sizeof(name), "vace_src_frame_%02d.png", i);
     frames.push_back(load_png(name));
     std::snprintf(name, sizeof(name), "vace_src_mask_%02d.png", i);
-    masks.push_back(image::load_image(tiny_path(std::string("inputs/") + name)).image.select(2, 0));
+    masks.push_back(media::load_image(tiny_path(std::string("inputs/") + name)).image[0].select(2, 0));
   }
   VaceInputs inputs;
   inputs.control_video = at::stack(frames, 1);
