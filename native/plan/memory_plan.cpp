@@ -19,6 +19,7 @@
 #include "models/clip/clip_key_layout.h"
 #include "models/clip/clip_vision.h"
 #include "models/common/attention.h"
+#include "models/dit/wan_dit.h"
 #include "models/dit/wan_dit_config.h"
 #include "models/t5/t5_tokenizer.h"
 #include "models/t5/umt5_encoder.h"
@@ -105,19 +106,6 @@ void add_infos(ModelPlan& model, const std::vector<io::TensorInfo>& infos) {
     model.tensors.emplace_back(info.name, b);
     model.bytes += b;
   }
-}
-
-// The DiT loader keeps these in float32 whatever the weight dtype (models/dit/wan_dit.cpp).
-bool dit_kept_float32(const std::string& key) {
-  static const char* kPrefixes[] = {"time_embedding.", "time_projection.", "head.",
-                                    "img_emb.proj.0.", "img_emb.proj.4.", "img_emb.emb_pos"};
-  for (const char* prefix : kPrefixes)
-    if (key.rfind(prefix, 0) == 0) return true;
-  const std::string modulation = "modulation";
-  if (key.size() >= modulation.size() &&
-      key.compare(key.size() - modulation.size(), modulation.size(), modulation) == 0)
-    return true;
-  return key.find("norm") != std::string::npos;
 }
 
 // Converted bytes of `model` given the file's stored dtypes (keys may carry `prefix`).
@@ -280,7 +268,7 @@ struct Planner {
     }
     const int64_t wb = dtype_bytes(weight);
     for (const auto& info : models::wan_dit_expected_tensors(m->dit)) {
-      const int64_t b = info.numel() * (wb != 4 && dit_kept_float32(info.name) ? 4 : wb);
+      const int64_t b = info.numel() * (wb != 4 && models::dit_keeps_float32(info.name) ? 4 : wb);
       m->tensors.emplace_back(info.name, b);
       m->bytes += b;
     }

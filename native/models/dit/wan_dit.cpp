@@ -20,8 +20,9 @@ torch::nn::Conv3d patch_conv(int64_t in, int64_t out, const std::array<int64_t, 
   return torch::nn::Conv3d(torch::nn::Conv3dOptions(in, out, kernel).stride(kernel));
 }
 
-// Parameters that the dtype policy keeps in float32 whatever the weight dtype.
-bool kept_float32(const std::string& key) {
+}  // namespace
+
+bool dit_keeps_float32(const std::string& key) {
   static const char* kPrefixes[] = {"time_embedding.", "time_projection.", "head.",
                                     "img_emb.proj.0.", "img_emb.proj.4.", "img_emb.emb_pos"};
   for (const char* prefix : kPrefixes)
@@ -32,8 +33,6 @@ bool kept_float32(const std::string& key) {
     return true;
   return key.find("norm") != std::string::npos;  // norm1..3, norm_q, norm_k, norm_k_img
 }
-
-}  // namespace
 
 WanDitImpl::WanDitImpl(const WanDitOptions& options) : options_(options) {
   const auto& c = options_.config();
@@ -295,7 +294,7 @@ WanDit load_wan_dit(const std::string& path, at::ScalarType weight_dtype,
   int64_t bytes = 0;
   for (auto& item : model->named_parameters()) {
     auto& param = item.value();
-    if (weight_dtype != at::kFloat && kept_float32(item.key()))
+    if (weight_dtype != at::kFloat && dit_keeps_float32(item.key()))
       param.set_data(tensors.at(item.key()).to(at::kFloat).contiguous());
     param.set_requires_grad(false);
     bytes += param.numel() * static_cast<int64_t>(param.element_size());

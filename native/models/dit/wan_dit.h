@@ -84,6 +84,10 @@ class WanDitImpl : public torch::nn::Module {
 };
 TORCH_MODULE(WanDit);
 
+// The dtype policy: parameters kept in float32 whatever the weight dtype (time embedding and
+// projection, head, img_emb ends, modulation, norms). The planner uses the same rule.
+bool dit_keeps_float32(const std::string& key);
+
 // Reads a DiT checkpoint (safetensors, sharded index.json, .pth; ComfyUI prefix and fp8-scaled
 // weights accepted), detects its configuration and loads it. Weights are stored in
 // `weight_dtype` except the float32 parts of the dtype policy (time embedding and projection,
