@@ -217,12 +217,13 @@ std::string MemoryLedger::to_svg() const {
     const std::string& device = devices[p];
     const double top = kTop + static_cast<double>(p) * (kPanelHeight + kPanelGap);
     const double bottom = top + kPanelHeight;
-    int64_t capacity = -1, scale = 1;
+    int64_t capacity = -1, scale = 1, peak = 0;
     for (const auto& stage : stages_) {
       for (const auto& d : stage.devices) {
         if (d.device != device) continue;
         capacity = std::max(capacity, d.bytes_capacity);
-        scale = std::max({scale, d.bytes_peak, d.bytes_held, d.bytes_capacity});
+        peak = std::max({peak, d.bytes_peak, d.bytes_held});
+        scale = std::max({scale, peak, d.bytes_capacity});
       }
     }
     auto y_of = [&](double bytes) {
@@ -231,7 +232,8 @@ std::string MemoryLedger::to_svg() const {
     svg << "<g id=\"device-" << xml_escape(device) << "\">\n";
     svg << "<text x=\"10\" y=\"" << num(top + 12) << "\" font-weight=\"bold\">"
         << xml_escape(device) << "</text>\n";
-    svg << "<text x=\"10\" y=\"" << num(top + 28) << "\">peak " << xml_escape(format_bytes(scale))
+    // Below the capacity label, which sits at the top of the panel when the cap sets the scale.
+    svg << "<text x=\"10\" y=\"" << num(top + 44) << "\">peak " << xml_escape(format_bytes(peak))
         << "</text>\n";
     svg << "<line x1=\"" << num(kLeft) << "\" y1=\"" << num(bottom) << "\" x2=\""
         << num(kWidth - kRight) << "\" y2=\"" << num(bottom) << "\" stroke=\"black\"/>\n";
@@ -291,7 +293,8 @@ std::string MemoryLedger::to_svg() const {
       svg << "<line id=\"cap-" << xml_escape(device) << "\" x1=\"" << num(kLeft) << "\" y1=\""
           << num(y) << "\" x2=\"" << num(kWidth - kRight) << "\" y2=\"" << num(y)
           << "\" stroke=\"#c00\" stroke-dasharray=\"6 4\"/>\n";
-      svg << "<text x=\"10\" y=\"" << num(y + 4) << "\" fill=\"#c00\">cap "
+      // Under the device name when the cap is the top of the scale.
+      svg << "<text x=\"10\" y=\"" << num(std::max(y + 4, top + 28)) << "\" fill=\"#c00\">cap "
           << xml_escape(format_bytes(capacity)) << "</text>\n";
     }
     svg << "</g>\n";
