@@ -6,6 +6,7 @@
 #include <functional>
 #include <set>
 
+#include "device/device_manager.h"
 #include "graph/workflow_json.h"
 
 namespace wan::graph {
@@ -18,6 +19,18 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Every executed node is one stage of the memory ledger when the run has a device manager, so
+// the runner, the Python binding and the tests all get the same per-node memory record.
+void begin_stage(RunContext& run, const std::string& id, const std::string& class_type) {
+  if (run.device_manager) run.device_manager->ledger().begin_stage(id, class_type);
+}
+void end_stage(RunContext& run, const std::string& failure = "") {
+  if (!run.device_manager || !run.device_manager->ledger().in_stage()) return;
+  auto& ledger = run.device_manager->ledger();
+  if (failure.empty()) ledger.end_stage();
+  else ledger.end_stage(device::StageOutcome::failure(failure));
 }
 
 void emit(RunContext& run, ProgressEvent::Kind kind, const std::string& id,
@@ -191,6 +204,7 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
         }
       }
       in.set_owner(label);
+      begin_stage(run, id, entry.class_type);
       emit(run, ProgressEvent::Kind::kNodeStarted, id, entry.class_type);
       Values out = registry_.create(entry.class_type)->execute(in, run);
       if (out.size() != schema.outputs().size()) {
@@ -201,6 +215,7 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       cache_[key] = std::move(out);
       created.push_back(key);
     } catch (const Cancelled&) {
+      end_stage(run, "cancelled");
       entry.outcome = NodeRun::Outcome::kCancelled;
       entry.wall_ms = ms_since(node_start);
       last_report_.nodes.push_back(entry);
@@ -210,6 +225,7 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       finish();
       throw;
     } catch (const std::exception& e) {
+      end_stage(run, e.what());
       entry.outcome = NodeRun::Outcome::kError;
       entry.error = e.what();
       entry.wall_ms = ms_since(node_start);
@@ -221,6 +237,7 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       throw NodeError(id, entry.class_type, std::current_exception(),
                       message.rfind(label, 0) == 0 ? message : label + ": " + message);
     }
+    end_stage(run);
     entry.wall_ms = ms_since(node_start);
     last_report_.nodes.push_back(entry);
     emit(run, ProgressEvent::Kind::kNodeFinished, id, entry.class_type, entry.wall_ms);

@@ -160,13 +160,8 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
   run.prompt = prompt;
   run.workflow = ui_workflow;
   auto& ledger = devices->ledger();
-  run.on_progress = [&](const graph::ProgressEvent& event) {
-    if (event.kind == graph::ProgressEvent::Kind::kNodeStarted)
-      ledger.begin_stage(event.node_id, event.class_type);
-    display.on_event(event);
-    if (event.kind == graph::ProgressEvent::Kind::kNodeFinished && ledger.in_stage())
-      ledger.end_stage();
-  };
+  // The executor records a ledger stage per node; a failure outside any node closes here.
+  run.on_progress = [&](const graph::ProgressEvent& event) { display.on_event(event); };
   auto close_stage = [&](const std::string& what) {
     if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure(what));
   };

@@ -264,7 +264,6 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
       ledger.end_stage();
     } catch (const std::exception& e) {
       error = std::current_exception();
-      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure(e.what()));
     } catch (...) {
       error = std::current_exception();
       if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure("unknown error"));
@@ -286,23 +285,16 @@ py::dict run_prompt(const std::string& prompt_text, py::object progress, py::obj
   callbacks.interrupt = std::move(interrupt);
   graph::RunContext run = make_context(callbacks, std::nullopt);
   run.prompt = prompt;
-  auto& ledger = run.devices().ledger();
-  run.on_progress = [&callbacks, &ledger](const graph::ProgressEvent& event) {
-    if (event.kind == graph::ProgressEvent::Kind::kNodeStarted)
-      ledger.begin_stage(event.node_id, event.class_type);
-    callbacks.on_event(event);
-    if (event.kind == graph::ProgressEvent::Kind::kNodeFinished && ledger.in_stage())
-      ledger.end_stage();
-  };
+  // The executor records a ledger stage per node.
+  run.on_progress = [&callbacks](const graph::ProgressEvent& event) { callbacks.on_event(event); };
   g_interrupt = false;
   std::exception_ptr error;
   {
     py::gil_scoped_release release;
     try {
       s.executor->run(prompt, run);
-    } catch (const std::exception& e) {
+    } catch (const std::exception&) {
       error = std::current_exception();
-      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure(e.what()));
     }
   }
   if (callbacks.python_error) std::rethrow_exception(callbacks.python_error);

@@ -115,11 +115,6 @@ Measured run_budgeted(const json& prompt, int64_t capacity, const std::string& t
   fs::create_directories(run.output_dir);
   run.device_manager = &devices;
   run.prompt = prompt;
-  run.on_progress = [&](const graph::ProgressEvent& e) {
-    if (e.kind == graph::ProgressEvent::Kind::kNodeStarted)
-      devices.ledger().begin_stage(e.node_id, e.class_type);
-    if (e.kind == graph::ProgressEvent::Kind::kNodeFinished) devices.ledger().end_stage();
-  };
   Measured m;
   try {
     executor.run(prompt, run);

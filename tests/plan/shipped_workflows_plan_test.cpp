@@ -109,11 +109,6 @@ Measured run_budgeted(const json& prompt, const std::string& tag) {
   fs::create_directories(run.output_dir);
   run.device_manager = &devices;
   run.prompt = prompt;
-  run.on_progress = [&](const graph::ProgressEvent& e) {
-    if (e.kind == graph::ProgressEvent::Kind::kNodeStarted)
-      devices.ledger().begin_stage(e.node_id, e.class_type);
-    if (e.kind == graph::ProgressEvent::Kind::kNodeFinished) devices.ledger().end_stage();
-  };
   Measured m;
   try {
     executor.run(prompt, run);
