@@ -1,8 +1,14 @@
 #include "graph/node_schema.h"
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <utility>
+
+#include "core/path_rules.h"
 
 namespace wan::graph {
 
@@ -60,6 +66,37 @@ Input& Input::options(ComboProvider provider) {
   return *this;
 }
 
+Input& Input::multiple_of(int64_t step, int64_t offset) {
+  if (step < 1 || offset < 0 || offset >= step)
+    throw std::invalid_argument("input '" + id_ + "': multiple_of(" + std::to_string(step) + ", " +
+                                std::to_string(offset) + ") needs step >= 1, 0 <= offset < step");
+  multiple_of_step_ = step;
+  multiple_of_offset_ = offset;
+  return *this;
+}
+Input& Input::output_prefix() {
+  path_rule_ = PathRule::kOutputPrefix;
+  return *this;
+}
+Input& Input::input_file(InputFiles kind) {
+  path_rule_ = PathRule::kInputFile;
+  input_files_ = kind;
+  return *this;
+}
+Input& Input::model_folder(std::string folder) {
+  path_rule_ = PathRule::kModelFile;
+  model_folder_ = std::move(folder);
+  return *this;
+}
+Input& Input::allow_folder(bool on) {
+  allow_folder_ = on;
+  return *this;
+}
+Input& Input::no_file_value(std::string value) {
+  no_file_values_.push_back(std::move(value));
+  return *this;
+}
+
 bool Input::is_widget() const {
   if (force_input_) return false;
   return type_ == kInt || type_ == kFloat || type_ == kString || type_ == kBoolean ||
@@ -97,9 +134,11 @@ Input Choice(std::string id, ComboProvider provider) {
   return Input(std::move(id), kCombo).options(std::move(provider));
 }
 Input ModelFile(std::string id, std::string folder) {
-  return Choice(std::move(id), [folder](const fs::path& models_dir) {
-    return list_model_files(models_dir, folder, model_file_extensions());
-  });
+  return Choice(std::move(id),
+                [folder](const fs::path& models_dir) {
+                  return list_model_files(models_dir, folder, model_file_extensions());
+                })
+      .model_folder(folder);
 }
 Input Socket(std::string id, std::string type) { return Input(std::move(id), std::move(type)); }
 
@@ -109,30 +148,66 @@ const std::vector<std::string>& model_file_extensions() {
   return kExtensions;
 }
 
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Whether canonical path `path` is `root` or below it.
+bool is_within(const fs::path& root, const fs::path& path) {
+  const std::string r = root.string(), p = path.string();
+  return p == r || (p.size() > r.size() && p.compare(0, r.size(), r) == 0 &&
+                    (r.back() == '/' || p[r.size()] == '/'));
+}
+
+}  // namespace
+
 std::vector<std::string> list_model_files(const fs::path& models_dir, const std::string& folder,
                                           const std::vector<std::string>& extensions) {
   std::vector<std::string> files;
-  const fs::path root = models_dir / folder;
+  if (models_dir.empty()) return files;
   std::error_code ec;
-  if (models_dir.empty() || !fs::is_directory(root, ec)) return files;
-  auto ends_with = [](const std::string& s, const std::string& suffix) {
-    return s.size() >= suffix.size() &&
-           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  for (fs::recursive_directory_iterator it(root,
-                                           fs::directory_options::follow_directory_symlink |
-                                               fs::directory_options::skip_permission_denied,
-                                           ec),
-       end;
-       !ec && it != end; it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    const std::string name = it->path().filename().string();
-    for (const auto& extension : extensions) {
-      if (ends_with(name, extension)) {
-        files.push_back(fs::relative(it->path(), root, ec).generic_string());
-        break;
+  const fs::path root = fs::canonical(models_dir / folder, ec);
+  if (ec || !fs::is_directory(root, ec)) return files;
+  // Iterative walk over names as given (so a listed name is what the user types), following
+  // symlinks only when their target stays inside `root`; (device, inode) pairs stop loops.
+  std::set<std::pair<dev_t, ino_t>> visited;
+  std::vector<std::pair<fs::path, int>> pending = {{fs::path(), 0}};  // relative folder, depth
+  struct stat st {};
+  if (::stat(root.c_str(), &st) == 0) visited.insert({st.st_dev, st.st_ino});
+  while (!pending.empty()) {
+    const auto [relative, depth] = pending.back();
+    pending.pop_back();
+    for (fs::directory_iterator it(root / relative, fs::directory_options::skip_permission_denied,
+                                   ec),
+         end;
+         !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!is_valid_utf8(name)) {
+        spdlog::warn("{}: skipping a file name that is not valid UTF-8", (root / relative).string());
+        continue;
+      }
+      const fs::path entry = relative / name;
+      std::error_code entry_ec;
+      const fs::path target = fs::canonical(root / entry, entry_ec);
+      if (entry_ec || !is_within(root, target)) continue;  // dangling, or points out of the folder
+      if (::stat(target.c_str(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        if (depth + 1 < kModelListDepth && visited.insert({st.st_dev, st.st_ino}).second)
+          pending.push_back({entry, depth + 1});
+        continue;
+      }
+      if (!S_ISREG(st.st_mode)) continue;
+      for (const auto& extension : extensions) {
+        if (ends_with(name, extension)) {
+          files.push_back(entry.generic_string());
+          break;
+        }
       }
     }
+    ec.clear();
   }
   std::sort(files.begin(), files.end());
   return files;

@@ -6,7 +6,25 @@
 //       .output("WAN_VAE");
 //
 // The runner, `--object-info`, the validator and the UI-workflow reader all read this one object.
+//
+// Rules the validator enforces before any node runs (declare them here; execute() may assume them):
+//   Int("width").multiple_of(16)            a positive multiple of 16
+//   Int("frames").multiple_of(4, 1)         4k+1 (value % 4 == 1, value >= 1)
+//   String("filename_prefix").output_prefix()
+//       relative, never leaving the output folder ('..', absolute), not empty; the output folder
+//       must exist or be creatable, and be writable
+//   String("image").input_file()            not empty; an existing regular file, absolute or
+//                                           relative to the input folder
+//   String("video").input_file(InputFiles::kFileOrPattern)
+//                                           the same, or a glob ('*', '?') matching >= 1 file
+//   ModelFile("model_name", "vae")          declares .model_folder("vae"): a regular file that
+//                                           resolves inside models/vae after following symlinks,
+//                                           every shard of a *.index.json too
+//   Choice("tokenizer", ...).model_folder("tokenizers").allow_folder().no_file_value("from_checkpoint")
+// Every STRING and COMBO literal is refused when it holds a NUL or is not valid UTF-8.
+// Each broken rule is a node_errors entry naming the input (exit 2, nothing loaded).
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -25,6 +43,10 @@ inline constexpr const char* kCombo = "COMBO";
 // Lists a combo's options when they depend on the installation, e.g. files in a models folder.
 using ComboProvider =
     std::function<std::vector<std::string>(const std::filesystem::path& models_dir)>;
+
+// What a STRING or COMBO input names on disk; the validator checks it before anything runs.
+enum class PathRule { kNone, kOutputPrefix, kInputFile, kModelFile };
+enum class InputFiles { kFile, kFileOrPattern };  // kFileOrPattern: a glob matching >= 1 file
 
 // One input of a node. Built with the factories below and chained setters:
 //   Int("seed").min(0).max(kSeedMax).control_after_generate()
@@ -49,6 +71,20 @@ class Input {
   Input& options(std::vector<std::string> options);
   Input& options(ComboProvider provider);
 
+  // Validation rules (see the top of this file).
+  // INT: value >= 1 and value % step == offset; multiple_of(4, 1) is the 4k+1 frame rule.
+  Input& multiple_of(int64_t step, int64_t offset = 0);
+  // STRING: a filename prefix under the output folder ("videos/wan").
+  Input& output_prefix();
+  // STRING: a file to read, absolute or relative to the input folder.
+  Input& input_file(InputFiles kind = InputFiles::kFile);
+  // STRING/COMBO: a file under models_dir/folder. ModelFile() declares it.
+  Input& model_folder(std::string folder);
+  // With model_folder: the name may also be a folder (a tokenizer folder).
+  Input& allow_folder(bool on = true);
+  // With model_folder: a value that names no file ("from_checkpoint"); it is not checked.
+  Input& no_file_value(std::string value);
+
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
   const nlohmann::json& default_value() const { return default_; }  // null when none
@@ -62,6 +98,14 @@ class Input {
   // Widgets take literal values (and widgets_values in the UI format); sockets take links.
   bool is_widget() const;
   bool is_combo() const { return type_ == kCombo; }
+  int64_t multiple_of_step() const { return multiple_of_step_; }  // 0: no rule
+  int64_t multiple_of_offset() const { return multiple_of_offset_; }
+  PathRule path_rule() const { return path_rule_; }
+  InputFiles input_files() const { return input_files_; }
+  const std::string& model_folder_name() const { return model_folder_; }
+  bool allows_folder() const { return allow_folder_; }
+  const std::vector<std::string>& no_file_values() const { return no_file_values_; }
+
   // The combo's options now: the static list or what the provider finds under models_dir.
   std::vector<std::string> combo_options(const std::filesystem::path& models_dir) const;
 
@@ -76,6 +120,12 @@ class Input {
   std::string tooltip_, display_;
   std::vector<std::string> options_;
   ComboProvider provider_;
+  int64_t multiple_of_step_ = 0, multiple_of_offset_ = 0;
+  PathRule path_rule_ = PathRule::kNone;
+  InputFiles input_files_ = InputFiles::kFile;
+  std::string model_folder_;
+  bool allow_folder_ = false;
+  std::vector<std::string> no_file_values_;
 };
 
 Input Int(std::string id);
@@ -89,7 +139,10 @@ Input ModelFile(std::string id, std::string folder);
 // A socket input: a link from another node's output of `type`.
 Input Socket(std::string id, std::string type);
 
-// Files under models_dir/folder (recursively) whose names end with one of `extensions`.
+// Files under models_dir/folder (recursively) whose names end with one of `extensions`. Symlinks
+// are followed only to targets inside the folder, each folder once, at most kModelListDepth deep;
+// names that are not valid UTF-8 are skipped (a combo must be JSON).
+inline constexpr int kModelListDepth = 16;
 std::vector<std::string> list_model_files(const std::filesystem::path& models_dir,
                                           const std::string& folder,
                                           const std::vector<std::string>& extensions);
