@@ -4,9 +4,6 @@
 
 namespace wan::nodes {
 
-// The official negative prompt (wan/configs/shared_config.py sample_neg_prompt).
-extern const char* const kOfficialNegativePrompt;
-
 class EncodePrompt : public graph::Node {
  public:
   static graph::NodeSchema schema() {

@@ -118,15 +118,14 @@ ComputeDevice::ComputeDevice(const ComputeDeviceOptions& options) {
     name_ = device_.str();
     int64_t driver_free = 0, driver_total = 0;
     cuda_backend::mem_info(cuda_index, &driver_free, &driver_total);
-    budgeted_ = options.vram.has_value();
-    bytes_total_ = budgeted_ ? *options.vram : driver_total;
+    const bool budgeted = options.vram.has_value();
+    bytes_total_ = budgeted ? *options.vram : driver_total;
     if (bytes_total_ > driver_total) {
       spdlog::warn("--vram {} is more than {} has ({}); the card's own limit applies",
                    format_bytes(bytes_total_), name_, format_bytes(driver_total));
     }
-    bytes_reserve_ = options.reserve;
-    bytes_capacity_ = bytes_total_ - bytes_reserve_;
-    if (budgeted_) {
+    bytes_capacity_ = bytes_total_ - options.reserve;
+    if (budgeted) {
       // The caching allocator then raises its own out-of-memory for activations past the cap.
       cuda_backend::set_memory_fraction(
           std::min(1.0, static_cast<double>(bytes_capacity_) / static_cast<double>(driver_total)),
@@ -141,10 +140,8 @@ ComputeDevice::ComputeDevice(const ComputeDeviceOptions& options) {
     }
     kind_ = ComputeKind::kVirtual;
     name_ = "vgpu";
-    budgeted_ = true;
     bytes_total_ = *options.vram;
-    bytes_reserve_ = options.reserve;
-    bytes_capacity_ = bytes_total_ - bytes_reserve_;
+    bytes_capacity_ = bytes_total_ - options.reserve;
     TrackingAllocator::set_capacity(MemoryPool::kVirtual, bytes_capacity_, name_);
   }
   spdlog::info("compute device: {}{}", name_,

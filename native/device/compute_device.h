@@ -55,10 +55,8 @@ class ComputeDevice {
   const std::string& name() const { return name_; }
   // Whether models placed on it are separate from CPU memory (weights must move).
   bool is_accelerator() const { return kind_ != ComputeKind::kCpu; }
-  bool is_budgeted() const { return budgeted_; }
 
   int64_t bytes_total() const { return bytes_total_; }  // -1 for plain CPU
-  int64_t bytes_reserve() const { return bytes_reserve_; }
   int64_t bytes_capacity() const { return bytes_capacity_; }  // usable: total - reserve; -1 none
   int64_t bytes_in_use() const;
   int64_t bytes_peak() const;
@@ -80,8 +78,7 @@ class ComputeDevice {
   ComputeKind kind_ = ComputeKind::kCpu;
   c10::Device device_{c10::kCPU};
   std::string name_ = "cpu";
-  bool budgeted_ = false;
-  int64_t bytes_total_ = -1, bytes_reserve_ = 0, bytes_capacity_ = -1;
+  int64_t bytes_total_ = -1, bytes_capacity_ = -1;
 };
 
 }  // namespace wan::device

@@ -112,7 +112,6 @@ const Value& Values::get(const std::string& name) const {
 
 int64_t Values::integer(const std::string& name) const { WAN_VALUES_READ(as_int); }
 double Values::number(const std::string& name) const { WAN_VALUES_READ(as_float); }
-bool Values::boolean(const std::string& name) const { WAN_VALUES_READ(as_bool); }
 const std::string& Values::string(const std::string& name) const { WAN_VALUES_READ(as_string); }
 const at::Tensor& Values::tensor(const std::string& name) const { WAN_VALUES_READ(as_tensor); }
 const std::shared_ptr<const Object>& Values::get_object(const std::string& name) const {

@@ -77,7 +77,6 @@ class Values {
   const Value& get(const std::string& name) const;
   int64_t integer(const std::string& name) const;
   double number(const std::string& name) const;
-  bool boolean(const std::string& name) const;
   const std::string& string(const std::string& name) const;
   const at::Tensor& tensor(const std::string& name) const;
   // The object on `name`, as T; throws naming the input and the type it got.

@@ -33,8 +33,9 @@ struct WanConditioning {
 // it: frame 0 (and, with `last`, frame F-1) set, packed 4 frames per latent frame -> [4, T, h, w].
 at::Tensor frame_mask(const VideoShape& shape, bool last);
 
-// The two halves of I2V / FLF2V conditioning, so that a caller can give each model the device only
-// while it computes (the official code offloads CLIP before the VAE encode).
+// The two halves of I2V / FLF2V conditioning (official WanI2V / WanFLF2V .generate), so that a
+// caller can give each model the device only while it computes (the official code offloads CLIP
+// before the VAE encode). Images: [3, H, W] in [-1, 1]; `last_image` undefined for I2V.
 // CLIP features of the given image(s) at their own size: [1 or 2, 257, C] float32.
 at::Tensor conditioning_clip_features(models::ClipVision& clip, const at::Tensor& first_image,
                                       const at::Tensor& last_image, at::Device device);
@@ -44,20 +45,6 @@ at::Tensor conditioning_latent(models::WanVae& vae, const at::Tensor& first_imag
                                at::Device device);
 // The last frame as the official FLF2V prepares it (centre crop when the sizes differ).
 at::Tensor prepare_last_frame(const at::Tensor& first_image, const at::Tensor& last_image);
-
-// Official WanI2V.generate: CLIP features of the start image at its own size; `y` = mask ++ VAE
-// encoding of [start image resized bicubically to width x height, F-1 zero frames].
-// start_image: [3, H, W] in [-1, 1] (CPU).
-WanConditioning image_to_video(models::WanVae& vae, models::ClipVision& clip,
-                               const at::Tensor& start_image, const VideoShape& shape,
-                               at::Device device);
-
-// Official WanFLF2V.generate: as I2V with the last frame too (mask on both ends, CLIP features of
-// both images; the last image is centre-cropped as the official does when the sizes differ).
-WanConditioning first_last_frame_to_video(models::WanVae& vae, models::ClipVision& clip,
-                                          const at::Tensor& first_image,
-                                          const at::Tensor& last_image, const VideoShape& shape,
-                                          at::Device device);
 
 struct VaceInputs {
   at::Tensor control_video;  // [3, F, H, W] in [-1, 1], or undefined (all zeros)

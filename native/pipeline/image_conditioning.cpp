@@ -72,31 +72,4 @@ at::Tensor prepare_last_frame(const at::Tensor& first_image, const at::Tensor& l
   return image::center_crop(last, crop_a, crop_b);
 }
 
-WanConditioning image_to_video(models::WanVae& vae, models::ClipVision& clip,
-                               const at::Tensor& start_image, const VideoShape& shape,
-                               at::Device device) {
-  check_image(start_image, "start_image");
-  check_video_shape(shape, "ImageToVideo");
-  WanConditioning cond;
-  cond.kind = ConditioningKind::kImageToVideo;
-  cond.shape = shape;
-  cond.clip_features = conditioning_clip_features(clip, start_image, at::Tensor(), device);
-  cond.y = conditioning_latent(vae, start_image, at::Tensor(), shape, device);
-  return cond;
-}
-
-WanConditioning first_last_frame_to_video(models::WanVae& vae, models::ClipVision& clip,
-                                          const at::Tensor& first_image,
-                                          const at::Tensor& last_image, const VideoShape& shape,
-                                          at::Device device) {
-  const auto last = prepare_last_frame(first_image, last_image);
-  check_video_shape(shape, "FirstLastFrameToVideo");
-  WanConditioning cond;
-  cond.kind = ConditioningKind::kFirstLastFrame;
-  cond.shape = shape;
-  cond.clip_features = conditioning_clip_features(clip, first_image, last, device);
-  cond.y = conditioning_latent(vae, first_image, last, shape, device);
-  return cond;
-}
-
 }  // namespace wan::pipeline

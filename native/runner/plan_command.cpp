@@ -1,20 +1,15 @@
-// `wan-run --plan`: the memory planner, when this build has it.
+// `wan-run --plan`: the memory planner.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
-#include "runner/runner.h"
-
-#if defined(WAN_WITH_PLAN) && __has_include("plan/memory_plan.h")
 #include "plan/memory_plan.h"
-#define WAN_RUNNER_HAS_PLAN 1
-#endif
+#include "runner/runner.h"
 
 namespace wan::runner {
 
 int run_plan(const RunnerOptions& options, const nlohmann::json& prompt,
              const graph::NodeRegistry& registry, ProgressDisplay& display) {
-#ifdef WAN_RUNNER_HAS_PLAN
   plan::PlanOptions plan_options;
   plan_options.models_dir = options.models_dir;
   plan_options.preset = options.preset;
@@ -30,16 +25,6 @@ int run_plan(const RunnerOptions& options, const nlohmann::json& prompt,
     return kExitFailure;
   }
   return kExitOk;
-#else
-  (void)prompt;
-  (void)registry;
-  (void)options;
-  display.finish();
-  spdlog::error(
-      "--plan: this build of wan-run has no memory planner (native/plan/ was not built "
-      "in); nothing ran");
-  return kExitInvalid;
-#endif
 }
 
 }  // namespace wan::runner

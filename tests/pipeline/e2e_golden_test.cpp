@@ -86,6 +86,19 @@ VideoShape shape_of(const at::Tensor& video) {
   return {video.size(3), video.size(2), video.size(1)};
 }
 
+// I2V / FLF2V conditioning from the two halves the ImageToVideo and FirstLastFrameToVideo nodes
+// call: CLIP features, then frame mask ++ VAE latent (`last` undefined for I2V).
+WanConditioning image_conditioning(models::WanVae& vae, models::ClipVision& clip,
+                                   ConditioningKind kind, const at::Tensor& first,
+                                   const at::Tensor& last, const VideoShape& shape) {
+  WanConditioning cond;
+  cond.kind = kind;
+  cond.shape = shape;
+  cond.clip_features = conditioning_clip_features(clip, first, last, at::kCPU);
+  cond.y = conditioning_latent(vae, first, last, shape, at::kCPU);
+  return cond;
+}
+
 TEST(PipelineE2E, TextToVideoUniPCMatchesOfficial) {
   Golden g("e2e_t2v_unipc");
   run_and_check(g, "dit_t2v_tiny.safetensors", nullptr, shape_of(g.tensor("video")));
@@ -105,7 +118,8 @@ TEST(PipelineE2E, ImageToVideoMatchesOfficial) {
   clip_options.dtype(at::kFloat).config_path(testing::data_path("clip/clip_tiny_config.json"));
   auto clip = models::load_clip_vision(tiny_path("weights/clip_tiny.pth"), clip_options);
   const auto shape = shape_of(g.tensor("video"));
-  const auto cond = image_to_video(vae, clip, image, shape, at::kCPU);
+  const auto cond =
+      image_conditioning(vae, clip, ConditioningKind::kImageToVideo, image, at::Tensor(), shape);
   EXPECT_ALLCLOSE(cond.clip_features, g.tensor("clip_context"), kAtol);
   EXPECT_ALLCLOSE(cond.y.narrow(0, 4, 16), g.tensor("vae_encode.0.out.0"), kAtol);
   EXPECT_ALLCLOSE(cond.y, g.tensor("y"), kAtol);
@@ -121,7 +135,8 @@ TEST(PipelineE2E, FirstLastFrameToVideoMatchesOfficial) {
   clip_options.dtype(at::kFloat).config_path(testing::data_path("clip/clip_tiny_config.json"));
   auto clip = models::load_clip_vision(tiny_path("weights/clip_tiny.pth"), clip_options);
   const auto shape = shape_of(g.tensor("video"));
-  const auto cond = first_last_frame_to_video(vae, clip, first, last, shape, at::kCPU);
+  const auto cond = image_conditioning(vae, clip, ConditioningKind::kFirstLastFrame, first,
+                                       prepare_last_frame(first, last), shape);
   EXPECT_ALLCLOSE(cond.clip_features, g.tensor("clip_context"), kAtol);
   EXPECT_ALLCLOSE(cond.y, g.tensor("y"), kAtol);
   run_and_check(g, "dit_flf2v_tiny.safetensors", &cond, shape);

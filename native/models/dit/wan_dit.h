@@ -60,7 +60,6 @@ class WanDitImpl : public torch::nn::Module {
 
   const WanDitConfig& config() const { return options_.config(); }
   at::ScalarType compute_dtype() const { return options_.compute_dtype(); }
-  void set_compute_dtype(at::ScalarType dtype) { options_.compute_dtype(dtype); }
   void set_attention_chunk(int64_t queries) { options_.attention_chunk(queries); }
 
  private:
