@@ -26,7 +26,8 @@ class Sample : public graph::Node {
         .input(graph::Int("steps").default_to(50).min(1).max(1000))
         .input(graph::Float("cfg").default_to(5.0).min(0.0).max(100.0).step(0.1))
         .input(graph::Float("shift").default_to(5.0).min(0.0).max(100.0).step(0.1))
-        .input(graph::Choice("solver", samplers::flow_solver_names()).default_to("unipc"));
+        .input(graph::Choice("solver", samplers::flow_solver_names())
+                   .default_to(samplers::kDefaultSolver));
     return schema.output("WAN_LATENT", "latent");
   }
 

@@ -9,6 +9,7 @@
 #include "models/dit/wan_dit.h"
 #include "pipeline/conditioning.h"
 #include "pipeline/video_shape.h"
+#include "samplers/flow_sampler.h"
 
 namespace wan::pipeline {
 
@@ -17,7 +18,7 @@ struct SampleSettings {
   int64_t steps = 50;
   double cfg = 5.0;
   double shift = 5.0;
-  std::string solver = "unipc";
+  std::string solver = samplers::kDefaultSolver;
 };
 
 // One step's tensors, for parity checks against the official trajectories.

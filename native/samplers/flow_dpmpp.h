@@ -11,7 +11,7 @@ namespace wan::samplers {
 class FlowDpmppSampler final : public FlowSampler {
  public:
   FlowDpmppSampler(int64_t steps, double shift);
-  std::string solver() const override { return "dpm++"; }
+  std::string solver() const override { return kSolverDpmpp; }
   at::Tensor step(const at::Tensor& model_output, int64_t step_index,
                   const at::Tensor& sample) override;
 

@@ -10,7 +10,7 @@ namespace wan::samplers {
 class FlowEulerSampler final : public FlowSampler {
  public:
   FlowEulerSampler(int64_t steps, double shift);
-  std::string solver() const override { return "euler"; }
+  std::string solver() const override { return kSolverEuler; }
   at::Tensor step(const at::Tensor& model_output, int64_t step_index,
                   const at::Tensor& sample) override;
 };

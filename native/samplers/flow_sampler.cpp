@@ -16,6 +16,22 @@ std::string shape_string(at::IntArrayRef sizes) {
   return out.str();
 }
 
+template <class Sampler>
+std::unique_ptr<FlowSampler> make_sampler(int64_t steps, double shift) {
+  return std::make_unique<Sampler>(steps, shift);
+}
+
+// Every solver once, in the order flow_solver_names() and error messages list them.
+struct SolverEntry {
+  const char* name;
+  std::unique_ptr<FlowSampler> (*make)(int64_t steps, double shift);
+};
+constexpr SolverEntry kSolvers[] = {
+    {kSolverUniPc, &make_sampler<FlowUniPcSampler>},
+    {kSolverDpmpp, &make_sampler<FlowDpmppSampler>},
+    {kSolverEuler, &make_sampler<FlowEulerSampler>},
+};
+
 }  // namespace
 
 FlowSampler::FlowSampler(FlowSchedule schedule)
@@ -64,15 +80,19 @@ void FlowSampler::begin_step(const at::Tensor& model_output, int64_t step_index,
 }
 
 const std::vector<std::string>& flow_solver_names() {
-  static const std::vector<std::string> names = {"unipc", "dpm++", "euler"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& entry : kSolvers) out.emplace_back(entry.name);
+    return out;
+  }();
   return names;
 }
 
 std::unique_ptr<FlowSampler> make_flow_sampler(const std::string& solver, int64_t steps,
                                                double shift) {
-  if (solver == "unipc") return std::make_unique<FlowUniPcSampler>(steps, shift);
-  if (solver == "dpm++") return std::make_unique<FlowDpmppSampler>(steps, shift);
-  if (solver == "euler") return std::make_unique<FlowEulerSampler>(steps, shift);
+  for (const auto& entry : kSolvers) {
+    if (solver == entry.name) return entry.make(steps, shift);
+  }
   std::string valid;
   for (const auto& name : flow_solver_names()) valid += (valid.empty() ? "" : ", ") + name;
   throw ValidationError("make_flow_sampler: unknown solver '" + solver + "'; use one of: " + valid +

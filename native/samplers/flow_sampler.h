@@ -16,13 +16,19 @@
 
 namespace wan::samplers {
 
+// The solver names: make_flow_sampler's table, the Sample node's choice and each solver().
+inline constexpr const char* kSolverUniPc = "unipc";
+inline constexpr const char* kSolverDpmpp = "dpm++";
+inline constexpr const char* kSolverEuler = "euler";
+inline constexpr const char* kDefaultSolver = kSolverUniPc;
+
 class FlowSampler {
  public:
   virtual ~FlowSampler();
   FlowSampler(const FlowSampler&) = delete;
   FlowSampler& operator=(const FlowSampler&) = delete;
 
-  // The solver name as make_flow_sampler spells it: "unipc", "dpm++" or "euler".
+  // The solver name as make_flow_sampler spells it (one of the kSolver* names).
   virtual std::string solver() const = 0;
 
   // int64 [N], on the CPU: the timestep given to the DiT at each step.

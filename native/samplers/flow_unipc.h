@@ -11,7 +11,7 @@ namespace wan::samplers {
 class FlowUniPcSampler final : public FlowSampler {
  public:
   FlowUniPcSampler(int64_t steps, double shift);
-  std::string solver() const override { return "unipc"; }
+  std::string solver() const override { return kSolverUniPc; }
   at::Tensor step(const at::Tensor& model_output, int64_t step_index,
                   const at::Tensor& sample) override;
 
