@@ -91,13 +91,11 @@ class TrackingAllocatorImpl final : public c10::Allocator {
  public:
   explicit TrackingAllocatorImpl(c10::Allocator* inner) : inner_(inner) {}
 
-  // LibTorch 1.x/2.0-2.2 declare allocate() const, later versions non-const. Declaring both
-  // overrides whichever the base has and keeps the other as a plain overload.
-  c10::DataPtr allocate(size_t n) const { return allocate_tracked(n); }
-  c10::DataPtr allocate(size_t n) { return allocate_tracked(n); }
+  // The c10::Allocator of torch >= 2.3 (the pinned torch): allocate() is non-const, and
+  // copy_data() backs Allocator::clone.
+  c10::DataPtr allocate(size_t n) override { return allocate_tracked(n); }
 
-  // Pure virtual in LibTorch >= 2.1 (it backs Allocator::clone); a plain member before.
-  void copy_data(void* dest, const void* src, std::size_t count) const {
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
     std::memcpy(dest, src, count);
   }
 

@@ -151,7 +151,9 @@ TEST(FlowUniPc, HigherOrderTermsMatterAboveTolerance) {
     a = unipc->step(v, i, a);
     b = euler->step(v, i, b);
     // Step 0 has no history: UniPC order 1 in x0 form is exactly an Euler step in v.
-    if (i == 0) EXPECT_ALLCLOSE(a, b, 1e-6);
+    if (i == 0) {
+      EXPECT_ALLCLOSE(a, b, 1e-6);
+    }
   }
   EXPECT_GT((a - b).abs().max().item<double>(), 1e-3);
 }

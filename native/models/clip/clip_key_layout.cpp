@@ -95,8 +95,8 @@ io::TensorMap clip_hf_to_official(const io::TensorMap& tensors, const std::strin
         if (rest == name + ".bias") qkv_bias[index][j] = tensor, is_qkv = true;
       }
       if (is_qkv) continue;
-      auto it = block_renames().find(rest);
-      out[it != block_renames().end() ? block + it->second : key] = tensor;
+      auto renamed = block_renames().find(rest);
+      out[renamed != block_renames().end() ? block + renamed->second : key] = tensor;
     } else {
       out[key] = tensor;
     }
@@ -146,8 +146,8 @@ io::TensorMap clip_official_to_hf(const io::TensorMap& tensors) {
         out[layer + "self_attn.q_proj." + suffix] = parts[0].contiguous();
         out[layer + "self_attn.k_proj." + suffix] = parts[1].contiguous();
         out[layer + "self_attn.v_proj." + suffix] = parts[2].contiguous();
-      } else if (auto it = block_inverse.find(rest); it != block_inverse.end()) {
-        out[layer + it->second] = tensor;
+      } else if (auto inverse = block_inverse.find(rest); inverse != block_inverse.end()) {
+        out[layer + inverse->second] = tensor;
       } else {
         out[key] = tensor;
       }

@@ -58,7 +58,9 @@ TEST(WanDitConfig, DetectsEveryTinyVariantFromItsWeights) {
     EXPECT_EQ(c.freq_dim, 256);
     EXPECT_EQ(c.text_len, e.text_len);
     EXPECT_EQ(c.patch_size, (std::array<int64_t, 3>{1, 2, 2}));
-    if (c.has_image_input()) EXPECT_EQ(c.img_dim, 64);
+    if (c.has_image_input()) {
+      EXPECT_EQ(c.img_dim, 64);
+    }
     if (c.variant == WanDitVariant::kVace) {
       EXPECT_EQ(c.vace_layers, (std::vector<int64_t>{0, 3}));
       EXPECT_EQ(c.vace_in_dim, 96);

@@ -94,7 +94,9 @@ void expect_case_matches(const std::string& variant, const std::string& name, in
     EXPECT_ALLCLOSE(captured.at(module), value, atol);
     ++compared;
   }
-  if (name == "single") EXPECT_GT(compared, 0);
+  if (name == "single") {
+    EXPECT_GT(compared, 0);
+  }
 }
 
 TEST(WanDit, T2vSingleMatchesOfficialWithin1e4) { expect_case_matches("t2v", "single", 48); }

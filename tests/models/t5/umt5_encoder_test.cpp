@@ -90,7 +90,9 @@ TEST(Umt5RelativePosition, BucketBoundariesMatchOfficialFormula) {
     const int64_t last = i + 1 < starts.size() ? starts[i + 1].second - 1 : len - 1;
     for (int64_t d : {first, last}) {
       EXPECT_EQ(col[d].item<int64_t>(), bucket) << "offset -" << d;
-      if (d > 0) EXPECT_EQ(row[d].item<int64_t>(), bucket + 16) << "offset +" << d;
+      if (d > 0) {
+        EXPECT_EQ(row[d].item<int64_t>(), bucket + 16) << "offset +" << d;
+      }
     }
   }
 }
