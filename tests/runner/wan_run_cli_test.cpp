@@ -205,7 +205,6 @@ TEST(WanRun, SigintStopsTheRunWithExit130AndNoOutput) {
 }
 
 // --plan runs nothing heavy: exit 0 when the plan fits, 3 when it foresees an out-of-memory.
-// A wan-run built without native/plan/ says so and exits 2.
 TEST(WanRun, PlanExitsZeroWhenItFitsAndThreeOnAForeseenOutOfMemory) {
   TempDir dir("plan");
   auto args = t2v_args(dir);
@@ -213,17 +212,13 @@ TEST(WanRun, PlanExitsZeroWhenItFitsAndThreeOnAForeseenOutOfMemory) {
   auto fits = args;
   fits.push_back("1GiB");
   const auto fits_result = run_wan(fits);
-  if (fits_result.err.find("no memory planner") != std::string::npos) {
-    EXPECT_EQ(fits_result.exit_code, 2) << fits_result.err;
-  } else {
-    EXPECT_EQ(fits_result.exit_code, 0) << fits_result.err;
-    EXPECT_NE(fits_result.out.find("Sample"), std::string::npos) << fits_result.out;
-    auto tight = args;
-    tight.push_back("4MiB");
-    const auto tight_result = run_wan(tight);
-    EXPECT_EQ(tight_result.exit_code, 3) << tight_result.err;
-    EXPECT_NE(tight_result.err.find("LoadVAE (node 3)"), std::string::npos) << tight_result.err;
-  }
+  EXPECT_EQ(fits_result.exit_code, 0) << fits_result.err;
+  EXPECT_NE(fits_result.out.find("Sample"), std::string::npos) << fits_result.out;
+  auto tight = args;
+  tight.push_back("4MiB");
+  const auto tight_result = run_wan(tight);
+  EXPECT_EQ(tight_result.exit_code, 3) << tight_result.err;
+  EXPECT_NE(tight_result.err.find("LoadVAE (node 3)"), std::string::npos) << tight_result.err;
   // Planning never writes outputs.
   EXPECT_TRUE(all_files(dir.path()).empty());
 }
