@@ -123,9 +123,10 @@ TEST(ShippedWorkflows, CarryTheOfficialDefaultsAndTheirConfigsPlacements) {
       const auto& vae = node_of(prompt, "LoadVAE")["inputs"];
       EXPECT_EQ(vae["model_name"], "wan_2.1_vae.safetensors");
       EXPECT_EQ(vae["placement"], placement_of(config, "vae"));
-      if (task == "i2v" || task == "flf2v")
+      if (task == "i2v" || task == "flf2v") {
         EXPECT_EQ(node_of(prompt, "LoadCLIPVision")["inputs"]["model_name"],
                   "clip_vision_h.safetensors");
+      }
       EXPECT_FALSE(
           node_of(prompt, "EncodePrompt", "positive")["inputs"]["text"].get<std::string>().empty());
       EXPECT_EQ(
