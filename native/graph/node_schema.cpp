@@ -43,10 +43,6 @@ Input& Input::tooltip(std::string text) {
   tooltip_ = std::move(text);
   return *this;
 }
-Input& Input::display(std::string kind) {
-  display_ = std::move(kind);
-  return *this;
-}
 Input& Input::control_after_generate(bool on) {
   control_after_generate_ = on;
   return *this;
@@ -113,7 +109,6 @@ json Input::object_info(const fs::path& models_dir) const {
   if (!min_.is_null()) config["min"] = min_;
   if (!max_.is_null()) config["max"] = max_;
   if (!step_.is_null()) config["step"] = step_;
-  if (!display_.empty()) config["display"] = display_;
   if (multiline_) config["multiline"] = true;
   if (control_after_generate_) config["control_after_generate"] = true;
   if (force_input_) config["forceInput"] = true;

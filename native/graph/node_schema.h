@@ -61,8 +61,6 @@ class Input {
   Input& multiline(bool on = true);
   Input& optional(bool on = true);
   Input& tooltip(std::string text);
-  // How the frontend draws a number: "number" (default) or "slider".
-  Input& display(std::string kind);
   // Adds the frontend's fixed/increment/decrement/randomize widget after a seed. The UI workflow
   // then stores one extra value after this input's value in widgets_values.
   Input& control_after_generate(bool on = true);
@@ -117,7 +115,7 @@ class Input {
   nlohmann::json default_, min_, max_, step_;
   bool multiline_ = false, optional_ = false, control_after_generate_ = false;
   bool force_input_ = false;
-  std::string tooltip_, display_;
+  std::string tooltip_;
   std::vector<std::string> options_;
   ComboProvider provider_;
   int64_t multiple_of_step_ = 0, multiple_of_offset_ = 0;
