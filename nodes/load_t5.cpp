@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "models/common/model_config.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
 
@@ -32,6 +33,9 @@ class LoadT5 : public graph::Node {
                                return names;
                              })
                    .default_to("from_checkpoint")
+                   .model_folder("tokenizers")
+                   .allow_folder()
+                   .no_file_value("from_checkpoint")
                    .tooltip("a spiece.model (or a folder holding one) under tokenizers/, or "
                             "from_checkpoint when the weights carry it"))
         .input(placement_input("offload"))
@@ -60,14 +64,7 @@ class LoadT5 : public graph::Node {
  private:
   // text_len is not in the weights: a "<stem>_config.json" beside them may set it.
   static int64_t text_len_for(const std::string& path) {
-    const auto p = std::filesystem::path(path);
-    const auto config = p.parent_path() / (p.stem().string() + "_config.json");
-    if (!std::filesystem::exists(config)) return kOfficialTextLen;
-    std::ifstream in(config);
-    const auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (!json.is_object() || !json.contains("text_len") || !json["text_len"].is_number_integer())
-      throw LoadError(config.string() + ": expected {\"text_len\": N}");
-    return json["text_len"].get<int64_t>();
+    return models::text_len_beside(path, kOfficialTextLen);
   }
 };
 WAN_REGISTER_NODE(LoadT5);

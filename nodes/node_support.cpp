@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/path_rules.h"
 #include "image/image_ops.h"
 
 namespace wan::nodes {
@@ -23,18 +24,40 @@ graph::Input placement_input(const char* default_placement) {
 
 media::OutputMetadata output_metadata(const graph::RunContext& run) {
   media::OutputMetadata metadata;
-  if (!run.prompt.is_null())
-    metadata.prompt = media::comfy_json_dumps(nlohmann::ordered_json::parse(run.prompt.dump()));
-  if (!run.workflow.is_null())
+  if (!run.embed_metadata) return metadata;
+  if (!run.embedded_prompt.is_null())
+    metadata.prompt = media::comfy_json_dumps(run.embedded_prompt);
+  else if (!run.prompt.is_null())
+    metadata.prompt = media::comfy_json_dumps_sorted(run.prompt);
+  if (run.extra_pnginfo.is_object()) {
+    for (const auto& [key, value] : run.extra_pnginfo.items())
+      metadata.extra.emplace_back(key, media::comfy_json_dumps(value));
+  } else if (!run.workflow.is_null()) {
     metadata.extra.emplace_back(
-        "workflow", media::comfy_json_dumps(nlohmann::ordered_json::parse(run.workflow.dump())));
+        "workflow", media::comfy_json_dumps_sorted(run.workflow));
+  }
   return metadata;
 }
 
 std::string input_path(const graph::RunContext& run, const std::string& name) {
-  const std::filesystem::path path(name);
-  if (path.is_absolute() || run.input_dir.empty()) return path.string();
-  return (run.input_dir / path).string();
+  const AnnotatedName file = parse_annotated_name(name);
+  const std::filesystem::path base =
+      file.folder == AnnotatedFolder::kOutput ? run.output_dir
+      : file.folder == AnnotatedFolder::kTemp ? (run.temp_dir.empty() ? run.output_dir / "temp" : run.temp_dir)
+                                              : run.input_dir;
+  const std::filesystem::path path(file.name);
+  if (path.is_absolute() || base.empty()) return path.string();
+  return (base / path).string();
+}
+
+nlohmann::json ui_files(const std::vector<media::SavedOutput>& saved, const std::string& type,
+                        bool animated) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& file : saved)
+    files.push_back({{"filename", file.filename}, {"subfolder", file.subfolder}, {"type", type}});
+  nlohmann::json ui = {{"images", files}};
+  if (animated) ui["animated"] = nlohmann::json::array({true});
+  return ui;
 }
 
 at::Tensor first_frame_as_wan_image(const at::Tensor& image, const std::string& where) {

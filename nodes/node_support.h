@@ -9,6 +9,7 @@
 #include "graph/node_registry.h"
 #include "graph/node_schema.h"
 #include "media/embedded_metadata.h"
+#include "media/output_files.h"
 
 namespace wan::nodes {
 
@@ -24,11 +25,18 @@ at::ScalarType parse_dtype(const std::string& text, const std::string& where);
 // The `placement` input every loader has, with its default.
 graph::Input placement_input(const char* default_placement);
 
-// The prompt and workflow of the run, as ComfyUI embeds them in saved files.
+// The prompt and extra_pnginfo (or the workflow) of the run, as ComfyUI embeds them in saved
+// files; nothing when the run disables metadata.
 media::OutputMetadata output_metadata(const graph::RunContext& run);
 
-// A path given to LoadImage/LoadVideo: absolute, or relative to the run's input folder.
+// A file an input names: absolute, or relative to the run's input folder. ComfyUI's annotated
+// names ("x.png [input]", "x.png [output]", "x.png [temp]") pick that folder.
 std::string input_path(const graph::RunContext& run, const std::string& name);
+
+// An output node's ComfyUI `ui`: {"images": [{"filename", "subfolder", "type"}...]} and, for
+// animations and videos, "animated": [true].
+nlohmann::json ui_files(const std::vector<media::SavedOutput>& saved, const std::string& type,
+                        bool animated);
 
 // The first frame of an IMAGE batch as a Wan image [3, H, W] in [-1, 1].
 at::Tensor first_frame_as_wan_image(const at::Tensor& image, const std::string& where);

@@ -42,6 +42,14 @@ struct TextSocket : graph::Object {
   std::string type() const override { return "WAN_TEXT"; }
 };
 
+// VIDEO (ComfyUI's core type): frames and their rate. Audio is not carried; a VIDEO made from a
+// file keeps only its video stream.
+struct VideoSocket : graph::Object {
+  at::Tensor frames;  // IMAGE [F, H, W, 3] float32 in [0, 1], CPU memory
+  double fps = 0;
+  std::string type() const override { return "VIDEO"; }
+};
+
 // WAN_COND: conditioning for I2V, FLF2V or VACE and the video shape it implies.
 struct CondSocket : graph::Object {
   pipeline::WanConditioning cond;

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs every system dependency of wan-native from Debian's packages.
+# Installs everything wan-native needs: Debian packages (apt-get) and a Python environment in
+# .venv/ (git-ignored) holding the pinned pip torch 2.x that the build links and the tests import.
 # Idempotent and non-interactive: safe to run on every CI start.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  libstb-dev libwebp-dev libpng-dev zlib1g-dev
+  libwebp-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-  pybind11-dev python3-dev python3-torch python3-pytest python3-numpy
+  pybind11-dev python3-venv
   libcli11-dev clang libclang-rt-14-dev
 )
 
@@ -17,7 +18,6 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -25,4 +25,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install_deps: all ${#packages[@]} packages present"
+echo "install_deps: all ${#packages[@]} Debian packages present"
+
+# The venv's Python: the `python3` on PATH unless WAN_PYTHON names another (3.10+ with venv).
+PYTHON=${WAN_PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements.txt
+  echo "$want" > "$stamp"
+fi
+echo "install_deps: .venv has $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
+
+bash scripts/cuda_toolkit.sh

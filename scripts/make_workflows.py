@@ -85,16 +85,16 @@ VAE_FILE = "wan_2.1_vae.safetensors"
 CLIP_FILE = "clip_vision_h.safetensors"
 
 # Socket inputs ([name, type, optional]) and outputs ([name, type]) per node type, as the
-# schemas in nodes/*.cpp declare them.
+# schemas in nodes/ declare them (ComfyUI core's own for the core nodes).
 SOCKETS = {
     "LoadDiT": ([], [("dit", "WAN_DIT")]),
     "LoadT5": ([], [("t5", "WAN_T5")]),
     "LoadVAE": ([], [("vae", "WAN_VAE")]),
     "LoadCLIPVision": ([], [("clip_vision", "WAN_CLIP_VISION")]),
     "EncodePrompt": ([("t5", "WAN_T5", False)], [("text", "WAN_TEXT")]),
-    "LoadImage": ([], [("image", "IMAGE"), ("mask", "MASK")]),
-    "LoadVideo": ([], [("images", "IMAGE")]),
-    "ImageToMask": ([("image", "IMAGE", False)], [("mask", "MASK")]),
+    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
+    "WanLoadImageFrames": ([], [("images", "IMAGE")]),
+    "ImageToMask": ([("image", "IMAGE", False)], [("MASK", "MASK")]),
     "ImageToVideo": ([("vae", "WAN_VAE", False), ("clip_vision", "WAN_CLIP_VISION", False),
                       ("start_image", "IMAGE", False)], [("cond", "WAN_COND")]),
     "FirstLastFrameToVideo": ([("vae", "WAN_VAE", False),
@@ -110,8 +110,16 @@ SOCKETS = {
                [("latent", "WAN_LATENT")]),
     "Decode": ([("vae", "WAN_VAE", False), ("latent", "WAN_LATENT", False)],
                [("images", "IMAGE")]),
-    "SaveVideo": ([("images", "IMAGE", False)], []),
+    "CreateVideo": ([("images", "IMAGE", False), ("audio", "AUDIO", True)], [("VIDEO", "VIDEO")]),
+    "SaveVideo": ([("video", "VIDEO", False)], []),
+    "PreviewImage": ([("images", "IMAGE", False)], []),
 }
+
+# ComfyUI core nodes (ComfyUI runs its own; wan-run has them natively) and the pack's nodes, as
+# the registry knows them: properties.cnr_id / ver, which ComfyUI writes into every workflow.
+CORE_NODES = {"LoadImage", "ImageToMask", "CreateVideo", "SaveVideo", "PreviewImage"}
+CORE_ID = {"cnr_id": "comfy-core", "ver": "0.3.64"}
+PACK_ID = {"cnr_id": "wan-native", "ver": "0.2.0"}
 
 GROUP_COLORS = {"Models": "#3f789e", "Prompts": "#8A8", "Inputs": "#b58b2a",
                 "Conditioning": "#a1309b", "Sampling": "#88A", "Output": "#b06634"}
@@ -138,7 +146,8 @@ class Graph:
                        for n, t, opt in inputs],
             "outputs": [{"name": n, "type": t, "links": [], "slot_index": i}
                         for i, (n, t) in enumerate(outputs)],
-            "properties": {"Node name for S&R": node_type},
+            "properties": dict(CORE_ID if node_type in CORE_NODES else PACK_ID,
+                               **{"Node name for S&R": node_type}),
             "widgets_values": widgets,
         }
         if title:
@@ -224,27 +233,27 @@ def build(task, config):
         g.link(clip, "clip_vision", cond, "clip_vision")
         for socket, name in spec["images"].items():
             title = {"start_image": "start image", "end_image": "end image"}[socket]
-            image = g.add("LoadImage", (column(1), y), [name], title=title)
+            image = g.add("LoadImage", (column(1), y), [name, "image"], title=title)
             y += image["size"][1] + 60
-            g.link(image, "image", cond, socket)
+            g.link(image, "IMAGE", cond, socket)
             inputs.append(image)
     elif task == "vace":
         cond = g.add("VaceToVideo", (column(2), 80), size + [1.0])
         g.link(vae, "vae", cond, "vae")
-        video = g.add("LoadVideo", (column(1), y), [spec["control_video"], 0],
+        video = g.add("WanLoadImageFrames", (column(1), y), [spec["control_video"], 0],
                       title="control video")
         y += video["size"][1] + 60
-        masks = g.add("LoadVideo", (column(1), y), [spec["control_masks"], 0],
+        masks = g.add("WanLoadImageFrames", (column(1), y), [spec["control_masks"], 0],
                       title="control masks")
         y += masks["size"][1] + 60
         to_mask = g.add("ImageToMask", (column(1), y), ["red"])
         y += to_mask["size"][1] + 60
-        reference = g.add("LoadImage", (column(1), y), [spec["reference_image"]],
+        reference = g.add("LoadImage", (column(1), y), [spec["reference_image"], "image"],
                           title="reference image")
         g.link(video, "images", cond, "control_video")
         g.link(masks, "images", to_mask, "image")
-        g.link(to_mask, "mask", cond, "control_masks")
-        g.link(reference, "image", cond, "reference_image")
+        g.link(to_mask, "MASK", cond, "control_masks")
+        g.link(reference, "IMAGE", cond, "reference_image")
         inputs += [video, masks, to_mask, reference]
     if cond:
         cond_nodes.append(cond)
@@ -259,11 +268,17 @@ def build(task, config):
     if cond:
         g.link(cond, "cond", sample, "cond")
     decode = g.add("Decode", (sample_col + 420, 80), [], width=260)
-    save = g.add("SaveVideo", (sample_col + 420, 80 + decode["size"][1] + 80),
-                 ["wan_" + task, "webp", 16.0], width=300)
+    # ComfyUI's video output: frames -> VIDEO at Wan's 16 fps -> MP4, and a preview of the frames.
+    create = g.add("CreateVideo", (sample_col + 420, 80 + decode["size"][1] + 80), [16.0],
+                   width=260)
+    save = g.add("SaveVideo", (sample_col + 420, create["pos"][1] + create["size"][1] + 80),
+                 ["video/wan_" + task, "auto", "auto"], width=300)
+    preview = g.add("PreviewImage", (sample_col + 800, 80), [], width=300, text_height=240)
     g.link(vae, "vae", decode, "vae")
     g.link(sample, "latent", decode, "latent")
-    g.link(decode, "images", save, "images")
+    g.link(decode, "images", create, "images")
+    g.link(create, "VIDEO", save, "video")
+    g.link(decode, "images", preview, "images")
 
     g.group("Models", models)
     g.group("Prompts", prompts)
@@ -272,7 +287,7 @@ def build(task, config):
     if cond_nodes:
         g.group("Conditioning", cond_nodes)
     g.group("Sampling", [sample])
-    g.group("Output", [decode, save])
+    g.group("Output", [decode, create, save, preview])
     g.finish()
     return {
         "last_node_id": len(g.nodes),

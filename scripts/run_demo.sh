@@ -2,7 +2,7 @@
 # The main job: installs dependencies, builds, and runs the shipped T2V workflow on the tiny bundled
 # models (tests/data/models) on a budgeted virtual accelerator of 552 MiB (40 MiB usable after the
 # default 0.5 GiB reserve), so the memory report shows what each device held at each stage.
-# Writes an animated WebP and the report (JSON + SVG timeline) under output/.
+# Writes an H.264 MP4 (output/video/), preview PNGs (output/temp/) and the report (JSON + SVG timeline) under output/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -21,4 +21,4 @@ mkdir -p output
   --set Sample.width=64 --set Sample.height=64 --set Sample.frames=9 \
   --set Sample.steps=4 --set Sample.seed=42 \
   --vram 552MiB --report output/demo_report.json "$@"
-echo "wrote: $(ls -t output/*.webp | head -1), memory report output/demo_report.json (+ .svg)"
+echo "wrote: $(ls -t output/video/*.mp4 | head -1), memory report output/demo_report.json (+ .svg)"

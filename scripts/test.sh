@@ -8,5 +8,5 @@ bash scripts/build.sh
 BUILD_DIR=${BUILD_DIR:-build}
 (cd "$BUILD_DIR" && ctest --output-on-failure -j "$(nproc)" --timeout 900)
 if [ -d python_shim/tests ] && ls "$BUILD_DIR"/python_shim/_wan_native*.so >/dev/null 2>&1; then
-  WAN_NATIVE_BUILD_DIR="$PWD/$BUILD_DIR" /usr/bin/python3 -m pytest -q python_shim/tests
+  WAN_NATIVE_BUILD_DIR="$PWD/$BUILD_DIR" .venv/bin/python -m pytest -q python_shim/tests
 fi

@@ -283,4 +283,17 @@ fs::path resolve_model_file(const fs::path& models_dir, const std::string& folde
   return path;
 }
 
+AnnotatedName parse_annotated_name(const std::string& name) {
+  static const std::pair<const char*, AnnotatedFolder> kSuffixes[] = {
+      {" [input]", AnnotatedFolder::kInput},
+      {" [output]", AnnotatedFolder::kOutput},
+      {" [temp]", AnnotatedFolder::kTemp}};
+  for (const auto& [suffix, folder] : kSuffixes) {
+    const size_t n = std::char_traits<char>::length(suffix);
+    if (name.size() > n && name.compare(name.size() - n, n, suffix) == 0)
+      return {name.substr(0, name.size() - n), folder};
+  }
+  return {name, AnnotatedFolder::kInput};
+}
+
 }  // namespace wan

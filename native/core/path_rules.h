@@ -26,6 +26,15 @@ OutputPrefix parse_output_prefix(const std::string& prefix);
 // nearest existing ancestor is one (so it can be created).
 std::string folder_unwritable_reason(const std::filesystem::path& folder);
 
+// ComfyUI's annotated file names: "x.png [input]", "x.png [output]", "x.png [temp]" name a file of
+// that folder; a plain name is in the input folder.
+enum class AnnotatedFolder { kInput, kOutput, kTemp };
+struct AnnotatedName {
+  std::string name;  // without the annotation
+  AnnotatedFolder folder = AnnotatedFolder::kInput;
+};
+AnnotatedName parse_annotated_name(const std::string& name);
+
 // Whether `name` is a glob pattern ('*', '?' or '[').
 bool is_file_pattern(const std::string& name);
 

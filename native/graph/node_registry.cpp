@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "core/path_rules.h"
 
 namespace wan::graph {
 
@@ -20,6 +21,10 @@ void NodeView::set_upstream(const std::string& input, const NodeView* node, int6
 
 void RunContext::check_cancelled() const {
   if (cancel_flag && cancel_flag->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
+void RunContext::report_ui(const nlohmann::json& ui) const {
+  if (on_ui) on_ui(node_id_, ui);
 }
 
 void RunContext::report_step(int64_t step, int64_t steps) {
@@ -57,13 +62,12 @@ fs::path RunContext::model_path(const std::string& folder, const std::string& na
     throw LoadError(node_label() + ": model file '" + path.string() +
                     "' does not exist; put it under " + root.string());
   }
-  // A symlink may point anywhere inside the folder, never out of it.
-  const auto real_root = fs::weakly_canonical(root, ec).string() + "/";
-  const auto real_path = fs::weakly_canonical(path, ec).string();
-  if (real_path.compare(0, real_root.size(), real_root) != 0)
-    throw ValidationError(node_label() + ": model name '" + name + "' resolves to " + real_path +
-                          ", outside " + real_root);
-  return path;
+  // A symlink may point anywhere inside the folder, never out of it; shards of an index too.
+  try {
+    return resolve_model_file(models_dir, folder, name, /*allow_folder=*/fs::is_directory(path, ec));
+  } catch (const ValidationError& e) {
+    throw ValidationError(node_label() + ": " + e.what());
+  }
 }
 
 std::string RunContext::node_label() const {
@@ -107,9 +111,11 @@ std::vector<const NodeSchema*> NodeRegistry::schemas() const {
   return all;
 }
 
-nlohmann::json NodeRegistry::object_info(const fs::path& models_dir) const {
+nlohmann::json NodeRegistry::object_info(const fs::path& models_dir,
+                                         const fs::path& input_dir) const {
   nlohmann::json info = nlohmann::json::object();
-  for (const auto& [name, entry] : entries_) info[name] = entry.schema.object_info(models_dir);
+  for (const auto& [name, entry] : entries_)
+    info[name] = entry.schema.object_info(models_dir, input_dir);
   return info;
 }
 

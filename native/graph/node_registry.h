@@ -74,13 +74,25 @@ struct RunContext {
   std::function<void(const ProgressEvent&)> on_progress;  // may be empty
   const std::atomic<bool>* cancel_flag = nullptr;         // set from a signal handler or the UI
   device::DeviceManager* device_manager = nullptr;        // filled by the runner
+  std::filesystem::path temp_dir;  // PreviewImage's files (ComfyUI's temp folder)
   nlohmann::json prompt;    // the API prompt being run, for output metadata
   nlohmann::json workflow;  // the UI workflow it came from, when there is one
+  // The prompt as embedded in outputs, in the key order it arrived in; when null, `prompt`.
+  nlohmann::ordered_json embedded_prompt;
+  // extra_data.extra_pnginfo of a /prompt body, embedded after the prompt in key order; when
+  // null, `workflow` is embedded as {"workflow": ...}.
+  nlohmann::ordered_json extra_pnginfo;
+  bool embed_metadata = true;  // false: --disable-metadata, outputs carry no prompt or workflow
+  // Receives what an output node shows, in ComfyUI's shape ({"images": [{"filename",
+  // "subfolder", "type"}], "animated": [true]}), with the node's id. May be empty.
+  std::function<void(const std::string& node_id, const nlohmann::json& ui)> on_ui;
 
   // Throws wan::Cancelled when the run was cancelled. Long nodes call it between steps.
   void check_cancelled() const;
   // Reports step `step` of `steps` done for the running node, then checks cancellation.
   void report_step(int64_t step, int64_t steps);
+  // Hands the running output node's `ui` to on_ui.
+  void report_ui(const nlohmann::json& ui) const;
   // The device manager; throws wan::Error when the runner did not set one.
   device::DeviceManager& devices() const;
   // models_dir/folder/name; throws LoadError naming the path when the file does not exist.
@@ -128,7 +140,8 @@ class NodeRegistry {
   std::unique_ptr<Node> create(const std::string& class_type) const;
   std::vector<const NodeSchema*> schemas() const;  // sorted by class_type
   // ComfyUI's /object_info: {class_type: schema.object_info()}.
-  nlohmann::json object_info(const std::filesystem::path& models_dir) const;
+  nlohmann::json object_info(const std::filesystem::path& models_dir,
+                             const std::filesystem::path& input_dir = {}) const;
 
  private:
   struct Entry {

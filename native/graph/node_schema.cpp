@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -99,11 +100,40 @@ bool Input::is_widget() const {
          type_ == kCombo;
 }
 
-std::vector<std::string> Input::combo_options(const fs::path& models_dir) const {
+Input& Input::upload(std::string kind) {
+  upload_ = std::move(kind);
+  return *this;
+}
+
+namespace {
+// The files directly in input_dir whose extension suits an upload combo of `kind`, sorted: what
+// ComfyUI's LoadImage / LoadVideo list (folder_paths.filter_files_content_types).
+std::vector<std::string> list_input_files(const fs::path& input_dir, const std::string& kind) {
+  static const std::vector<std::string> images = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"};
+  static const std::vector<std::string> videos = {".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif", ".webp"};
+  const auto& wanted = kind == "video" ? videos : images;
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (input_dir.empty() || !fs::is_directory(input_dir, ec)) return files;
+  for (fs::directory_iterator it(input_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    std::string ext = it->path().extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (std::find(wanted.begin(), wanted.end(), ext) != wanted.end())
+      files.push_back(it->path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+}  // namespace
+
+std::vector<std::string> Input::combo_options(const fs::path& models_dir,
+                                              const fs::path& input_dir) const {
+  if (!upload_.empty()) return list_input_files(input_dir, upload_);
   return provider_ ? provider_(models_dir) : options_;
 }
 
-json Input::object_info(const fs::path& models_dir) const {
+json Input::object_info(const fs::path& models_dir, const fs::path& input_dir) const {
   json config = json::object();
   if (!default_.is_null()) config["default"] = default_;
   if (!min_.is_null()) config["min"] = min_;
@@ -113,7 +143,8 @@ json Input::object_info(const fs::path& models_dir) const {
   if (control_after_generate_) config["control_after_generate"] = true;
   if (force_input_) config["forceInput"] = true;
   if (!tooltip_.empty()) config["tooltip"] = tooltip_;
-  json type = is_combo() ? json(combo_options(models_dir)) : json(type_);
+  if (!upload_.empty()) config[upload_ + "_upload"] = true;
+  json type = is_combo() ? json(combo_options(models_dir, input_dir)) : json(type_);
   if (config.empty()) return json::array({type});
   return json::array({type, config});
 }
@@ -257,11 +288,22 @@ std::vector<const Input*> NodeSchema::ordered_inputs() const {
   return ordered;
 }
 
-json NodeSchema::object_info(const fs::path& models_dir) const {
+NodeSchema& NodeSchema::comfy_core(std::string module) {
+  core_module_ = std::move(module);
+  return *this;
+}
+
+NodeSchema& NodeSchema::hidden(std::string id, std::string type) {
+  hidden_.emplace_back(std::move(id), std::move(type));
+  return *this;
+}
+
+json NodeSchema::object_info(const fs::path& models_dir, const fs::path& input_dir) const {
   json required = json::object(), optional = json::object();
   json order_required = json::array(), order_optional = json::array();
   for (const Input* input : ordered_inputs()) {
-    (input->is_optional() ? optional : required)[input->id()] = input->object_info(models_dir);
+    (input->is_optional() ? optional : required)[input->id()] =
+        input->object_info(models_dir, input_dir);
     (input->is_optional() ? order_optional : order_required).push_back(input->id());
   }
   json info;
@@ -270,6 +312,15 @@ json NodeSchema::object_info(const fs::path& models_dir) const {
   if (!optional.empty()) {
     info["input"]["optional"] = optional;
     info["input_order"]["optional"] = order_optional;
+  }
+  if (!hidden_.empty()) {
+    json hidden = json::object(), order_hidden = json::array();
+    for (const auto& [id, type] : hidden_) {
+      hidden[id] = type;
+      order_hidden.push_back(id);
+    }
+    info["input"]["hidden"] = hidden;
+    info["input_order"]["hidden"] = order_hidden;
   }
   json types = json::array(), names = json::array(), is_list = json::array(),
        tooltips = json::array();
@@ -286,7 +337,7 @@ json NodeSchema::object_info(const fs::path& models_dir) const {
   info["name"] = name_;
   info["display_name"] = display_name();
   info["description"] = description_;
-  info["python_module"] = "wan_native";
+  info["python_module"] = core_module_.empty() ? "wan_native" : core_module_;
   info["category"] = category_;
   info["output_node"] = output_node_;
   return info;

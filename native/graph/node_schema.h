@@ -68,6 +68,10 @@ class Input {
   Input& force_input(bool on = true);
   Input& options(std::vector<std::string> options);
   Input& options(ComboProvider provider);
+  // A COMBO of the files in the input folder with the frontend's upload button, as ComfyUI's
+  // LoadImage ("image") and LoadVideo ("video") declare it: {"image_upload": true}. Values need
+  // not be listed (uploads, annotated names "x.png [input]"); declare input_file() to check them.
+  Input& upload(std::string kind);
 
   // Validation rules (see the top of this file).
   // INT: value >= 1 and value % step == offset; multiple_of(4, 1) is the 4k+1 frame rule.
@@ -103,12 +107,16 @@ class Input {
   const std::string& model_folder_name() const { return model_folder_; }
   bool allows_folder() const { return allow_folder_; }
   const std::vector<std::string>& no_file_values() const { return no_file_values_; }
+  const std::string& upload_kind() const { return upload_; }  // "" when no upload button
 
-  // The combo's options now: the static list or what the provider finds under models_dir.
-  std::vector<std::string> combo_options(const std::filesystem::path& models_dir) const;
+  // The combo's options now: the static list, what the provider finds under models_dir, or for
+  // an upload combo the files of that kind in input_dir.
+  std::vector<std::string> combo_options(const std::filesystem::path& models_dir,
+                                         const std::filesystem::path& input_dir = {}) const;
 
   // ComfyUI's /object_info entry for this input: [type, {...}] or [[options...], {...}].
-  nlohmann::json object_info(const std::filesystem::path& models_dir) const;
+  nlohmann::json object_info(const std::filesystem::path& models_dir,
+                             const std::filesystem::path& input_dir = {}) const;
 
  private:
   std::string id_, type_;
@@ -124,6 +132,7 @@ class Input {
   std::string model_folder_;
   bool allow_folder_ = false;
   std::vector<std::string> no_file_values_;
+  std::string upload_;
 };
 
 Input Int(std::string id);
@@ -164,12 +173,18 @@ class NodeSchema {
   NodeSchema& description(std::string text);
   // Output nodes (savers) are the roots the executor runs towards.
   NodeSchema& output_node(bool on = true);
+  // A native implementation of a ComfyUI core node under its own name and schema (`module` is
+  // ComfyUI's python_module, e.g. "nodes"). Inside ComfyUI the shim leaves these to ComfyUI.
+  NodeSchema& comfy_core(std::string module);
+  // A hidden input ComfyUI fills (e.g. "prompt" -> "PROMPT"), listed in /object_info.
+  NodeSchema& hidden(std::string id, std::string type);
 
   const std::string& name() const { return name_; }
   const std::string& category() const { return category_; }
   const std::string& display_name() const { return display_name_.empty() ? name_ : display_name_; }
   const std::string& description() const { return description_; }
   bool is_output_node() const { return output_node_; }
+  bool is_comfy_core() const { return !core_module_.empty(); }
   const std::vector<Input>& inputs() const { return inputs_; }
   const std::vector<Output>& outputs() const { return outputs_; }
   const Input* find_input(const std::string& id) const;  // nullptr when absent
@@ -177,10 +192,12 @@ class NodeSchema {
   std::vector<const Input*> ordered_inputs() const;
 
   // ComfyUI's /object_info entry for this node.
-  nlohmann::json object_info(const std::filesystem::path& models_dir) const;
+  nlohmann::json object_info(const std::filesystem::path& models_dir,
+                             const std::filesystem::path& input_dir = {}) const;
 
  private:
-  std::string name_, category_, display_name_, description_;
+  std::string name_, category_, display_name_, description_, core_module_;
+  std::vector<std::pair<std::string, std::string>> hidden_;
   bool output_node_ = false;
   std::vector<Input> inputs_;
   std::vector<Output> outputs_;

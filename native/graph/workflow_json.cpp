@@ -10,7 +10,10 @@
 #include <map>
 #include <optional>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
+#include "graph/subgraphs.h"
+#include "io/input_file.h"
 
 namespace wan::graph {
 
@@ -162,6 +165,10 @@ void map_widgets(const json& node, const NodeSchema& schema, json& inputs) {
     if (index >= values.size()) break;
     inputs[input->id()] = values[index++];
     if (input->has_control_after_generate()) ++index;  // "fixed" / "randomize" / ...
+    // The frontend's upload button of LoadImage / LoadVideo stores "image" after the file name.
+    if (!input->upload_kind().empty() && index < values.size() && values[index].is_string() &&
+        (values[index] == "image" || values[index] == "video"))
+      ++index;
   }
   if (index < values.size()) {
     spdlog::debug("workflow: node {} ({}) has {} widget values, {} used", id_string(node["id"]),
@@ -189,7 +196,7 @@ bool is_ui_workflow(const json& workflow) {
 json ui_to_api(const json& ui, const NodeRegistry& registry) {
   if (!is_ui_workflow(ui)) throw ValidationError("workflow: not a UI workflow (no 'nodes' array)");
   try {
-    return convert_ui(ui, registry);
+    return convert_ui(flatten_subgraphs(ui), registry);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere in the workflow.
     throw ValidationError(std::string("workflow: malformed UI workflow: ") + e.what());
@@ -246,13 +253,14 @@ json to_api_prompt(const json& workflow, const NodeRegistry& registry) {
 }
 
 json read_json_file(const fs::path& path) {
-  std::ifstream file(path);
-  if (!file) throw ValidationError("workflow '" + path.string() + "': cannot open the file");
+  const JsonLimits limits;
+  std::string text;
   try {
-    return json::parse(file);
-  } catch (const json::parse_error& e) {
-    throw ValidationError("workflow '" + path.string() + "': not valid JSON: " + e.what());
+    text = io::read_regular_file(path.string(), limits.max_bytes);
+  } catch (const LoadError& e) {
+    throw ValidationError("workflow " + printable(e.what(), 600));
   }
+  return parse_json_bounded(text, "workflow '" + path.string() + "'", limits);
 }
 
 namespace {
@@ -288,7 +296,8 @@ std::string resolve_target(const json& prompt, const std::string& target,
 json parse_override_value(const std::string& text, const Input& input,
                           const std::string& assignment) {
   auto fail = [&](const std::string& what) -> ValidationError {
-    return ValidationError("--set '" + assignment + "': '" + text + "' is not " + what +
+    return ValidationError("--set '" + printable(assignment) + "': '" + printable(text, 80) +
+                           "' is not " + what +
                            " (input '" + input.id() + "' is " + input.type() + ")");
   };
   const std::string& type = input.type();
@@ -316,6 +325,13 @@ json parse_override_value(const std::string& text, const Input& input,
 }  // namespace
 
 void apply_override(json& prompt, const std::string& assignment, const NodeRegistry& registry) {
+  if (const size_t bad = find_invalid_utf8(assignment); bad != std::string::npos)
+    throw ValidationError("--set '" + printable(assignment) + "': invalid UTF-8 at byte " +
+                          std::to_string(bad));
+  if (assignment.size() > JsonLimits{}.max_string_bytes)
+    throw ValidationError("--set: a value of " + std::to_string(assignment.size()) +
+                          " bytes is longer than the limit of " +
+                          std::to_string(JsonLimits{}.max_string_bytes));
   const size_t eq = assignment.find('=');
   const size_t dot = eq == std::string::npos ? std::string::npos : assignment.rfind('.', eq);
   if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot + 1 == eq) {
@@ -386,6 +402,38 @@ std::string node_title(const json& node) {
   const json& meta = node["_meta"];
   return meta.contains("title") && meta["title"].is_string() ? meta["title"].get<std::string>()
                                                              : "";
+}
+
+nlohmann::ordered_json read_json_file_in_order(const fs::path& path) {
+  const JsonLimits limits;
+  std::string text;
+  try {
+    text = io::read_regular_file(path.string(), limits.max_bytes);
+  } catch (const LoadError& e) {
+    throw ValidationError("workflow " + printable(e.what(), 600));
+  }
+  parse_json_bounded(text, "workflow '" + path.string() + "'", limits);  // the limits first
+  return nlohmann::ordered_json::parse(text);
+}
+
+nlohmann::ordered_json in_order_of(const json& value, const nlohmann::ordered_json& order) {
+  if (value.is_object()) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::object();
+    const bool ordered = order.is_object();
+    if (ordered)
+      for (const auto& [key, original] : order.items())
+        if (value.contains(key)) out[key] = in_order_of(value[key], original);
+    for (const auto& [key, item] : value.items())
+      if (!ordered || !order.contains(key)) out[key] = in_order_of(item, nullptr);
+    return out;
+  }
+  if (value.is_array()) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < value.size(); ++i)
+      out.push_back(in_order_of(value[i], order.is_array() && i < order.size() ? order[i] : nullptr));
+    return out;
+  }
+  return nlohmann::ordered_json::parse(value.dump());
 }
 
 }  // namespace wan::graph

@@ -36,6 +36,12 @@ nlohmann::json to_api_prompt(const nlohmann::json& workflow, const NodeRegistry&
 
 // Parses a JSON file; throws ValidationError naming the file and what is wrong.
 nlohmann::json read_json_file(const std::filesystem::path& path);
+// The same file with its objects' keys in file order (for embedding into outputs, where ComfyUI
+// keeps the order it received); the same limits and errors as read_json_file.
+nlohmann::ordered_json read_json_file_in_order(const std::filesystem::path& path);
+// `value` with the key order of `order` wherever the two share keys (keys only in `value` come
+// after, in its order): a prompt changed by --set keeps the order of the file it came from.
+nlohmann::ordered_json in_order_of(const nlohmann::json& value, const nlohmann::ordered_json& order);
 
 // Applies the runner's `--set TARGET.INPUT=VALUE` to an API prompt. TARGET is a node id, a
 // _meta.title, or a class_type occurring once; VALUE is parsed per the input's schema type

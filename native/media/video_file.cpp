@@ -19,11 +19,18 @@ extern "C" {
 #include <memory>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "media/image_file.h"
 
 namespace wan::media {
 namespace fs = std::filesystem;
 namespace {
+
+// libavformat demuxers for files that carry video frames (names as av_find_input_format knows
+// them). Playlists and scripts that reference other inputs are left out on purpose.
+constexpr const char* kVideoFormats =
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,gif,mpeg,mpegts,flv,ogg,h264,hevc,m4v,mjpeg,"
+    "apng,ivf,nut,yuv4mpegpipe,webp_pipe,png_pipe,jpeg_pipe";
 
 bool is_glob(const std::string& spec) { return spec.find_first_of("*?[") != std::string::npos; }
 
@@ -58,11 +65,24 @@ bool looks_like_image(const std::string& path) {
          (n >= 12 && std::memcmp(head, "RIFF", 4) == 0 && std::memcmp(head + 8, "WEBP", 4) == 0);
 }
 
+// Frames x pixels so far plus `more` must stay within kMaxVideoPixels.
+void check_video_pixels(uint64_t frames, uint64_t width, uint64_t height, const std::string& origin) {
+  if (width * height > kMaxImagePixels)
+    throw LoadError(origin + ": frames of " + std::to_string(width) + "x" + std::to_string(height) +
+                    " pixels are more than the " + std::to_string(kMaxImagePixels) + " accepted");
+  if (frames * width * height > kMaxVideoPixels)
+    throw LoadError(origin + ": " + std::to_string(frames) + " frames of " + std::to_string(width) +
+                    "x" + std::to_string(height) + " are more than the " +
+                    std::to_string(kMaxVideoPixels) +
+                    " frame pixels accepted; set frame_load_cap to load fewer frames");
+}
+
 at::Tensor load_frame_files(const std::vector<std::string>& files, int64_t cap) {
   std::vector<at::Tensor> frames;
   int64_t count = 0;
   for (const auto& file : files) {
     at::Tensor image = load_image(file).image;
+    check_video_pixels(uint64_t(count + image.size(0)), image.size(2), image.size(1), file);
     if (!frames.empty() && image.sizes().slice(1) != frames.front().sizes().slice(1))
       throw LoadError(file + ": frame is " + size_text(image) + " but " + files.front() + " is " +
                       size_text(frames.front()) + "; all frames of a video must share a size.");
@@ -110,8 +130,16 @@ void ffmpeg_log(void* avcl, int level, const char* fmt, va_list args) {
 
 at::Tensor decode_video_file(const std::string& path, int64_t cap) {
   route_ffmpeg_logs();
-  AVFormatContext* raw_fmt = nullptr;
-  int rc = avformat_open_input(&raw_fmt, path.c_str(), nullptr, nullptr);
+  io::require_regular_file(path, UINT64_MAX);
+  // Only local files, and only containers that hold frames: a playlist or concat script (hls,
+  // concat, image2 patterns) would otherwise make libavformat open other files or URLs.
+  AVFormatContext* raw_fmt = avformat_alloc_context();
+  if (!raw_fmt) throw LoadError(path + ": cannot allocate a demuxer");
+  raw_fmt->format_whitelist = av_strdup(kVideoFormats);
+  AVDictionary* open_options = nullptr;
+  av_dict_set(&open_options, "protocol_whitelist", "file", 0);
+  int rc = avformat_open_input(&raw_fmt, path.c_str(), nullptr, &open_options);
+  av_dict_free(&open_options);
   if (rc < 0) throw LoadError(path + ": cannot open as a video (" + av_error(rc) + ")");
   std::unique_ptr<AVFormatContext, FormatCloser> fmt(raw_fmt);
   if ((rc = avformat_find_stream_info(fmt.get(), nullptr)) < 0)
@@ -126,6 +154,7 @@ at::Tensor decode_video_file(const std::string& path, int64_t cap) {
   dec->thread_count = 0;  // let libavcodec pick
   if ((rc = avcodec_open2(dec.get(), codec, nullptr)) < 0)
     throw LoadError(path + ": cannot open the " + codec->name + " decoder (" + av_error(rc) + ")");
+  if (dec->width > 0 && dec->height > 0) check_video_pixels(1, dec->width, dec->height, path);
 
   std::unique_ptr<AVFrame, FrameFreer> frame(av_frame_alloc());
   std::unique_ptr<AVPacket, PacketFreer> packet(av_packet_alloc());
@@ -141,6 +170,7 @@ at::Tensor decode_video_file(const std::string& path, int64_t cap) {
       if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
       if (r < 0) throw LoadError(path + ": decoding failed at frame " +
                                  std::to_string(frames.size()) + " (" + av_error(r) + ")");
+      check_video_pixels(frames.size() + 1, frame->width, frame->height, path);
       if (frames.empty()) {
         width = frame->width;
         height = frame->height;
@@ -240,8 +270,32 @@ at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
     return load_frame_files(files, frame_load_cap);
   }
   if (!fs::exists(spec)) throw LoadError(spec + ": no such video file, folder or pattern");
+  io::require_regular_file(spec, UINT64_MAX);  // a FIFO or a device would block the readers
   if (looks_like_image(spec)) return load_frame_files({spec}, frame_load_cap);
   return decode_video_file(spec, frame_load_cap);
+}
+
+double video_frame_rate(const std::string& path) {
+  route_ffmpeg_logs();
+  io::require_regular_file(path, UINT64_MAX);
+  AVFormatContext* raw_fmt = avformat_alloc_context();
+  if (!raw_fmt) throw LoadError(path + ": cannot allocate a demuxer");
+  raw_fmt->format_whitelist = av_strdup(kVideoFormats);
+  AVDictionary* open_options = nullptr;
+  av_dict_set(&open_options, "protocol_whitelist", "file", 0);
+  int rc = avformat_open_input(&raw_fmt, path.c_str(), nullptr, &open_options);
+  av_dict_free(&open_options);
+  if (rc < 0) throw LoadError(path + ": cannot open as a video (" + av_error(rc) + ")");
+  std::unique_ptr<AVFormatContext, FormatCloser> fmt(raw_fmt);
+  if ((rc = avformat_find_stream_info(fmt.get(), nullptr)) < 0)
+    throw LoadError(path + ": cannot read stream information (" + av_error(rc) + ")");
+  const int index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (index < 0) throw LoadError(path + ": has no video stream");
+  // ComfyUI's VideoFromFile reports the stream's average rate, else its base rate.
+  AVRational rate = fmt->streams[index]->avg_frame_rate;
+  if (rate.num <= 0 || rate.den <= 0) rate = fmt->streams[index]->r_frame_rate;
+  if (rate.num <= 0 || rate.den <= 0) throw LoadError(path + ": the video stream declares no frame rate");
+  return av_q2d(rate);
 }
 
 }  // namespace wan::media

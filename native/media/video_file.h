@@ -19,6 +19,10 @@ namespace wan::media {
 // named in the LoadError. Nothing matched, or no frames, is a LoadError too.
 at::Tensor load_video(const std::string& spec, int64_t frame_load_cap = 0);
 
+// The frame rate of a video file's first video stream (average, else base rate), as ComfyUI's
+// LoadVideo reports it. Throws LoadError naming the file when it has none.
+double video_frame_rate(const std::string& path);
+
 // The frame files `spec` (glob or folder) stands for, sorted by name; empty for a single file.
 std::vector<std::string> list_frame_files(const std::string& spec);
 

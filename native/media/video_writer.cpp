@@ -46,6 +46,26 @@ std::vector<uint8_t> webp_exif(const OutputMetadata& metadata) {
   return build_tiff_ascii(std::move(tags));
 }
 
+// One frame assembles as a still image: VP8X, VP8L, EXIF. RIFF pads an odd-sized VP8L chunk with
+// a byte that the ComfyUI frontend's chunk walk (offset += 8 + size) does not skip, so it misses
+// the EXIF chunk. As a one-frame animation every top-level chunk (VP8X, ANIM, ANMF) is even-sized.
+WebPMux* one_frame_animation(const WebPData& still, int duration_ms) {
+  WebPMux* mux = WebPMuxNew();
+  WebPMuxFrameInfo frame{};
+  frame.bitstream = still;
+  frame.duration = duration_ms;
+  frame.id = WEBP_CHUNK_ANMF;
+  frame.dispose_method = WEBP_MUX_DISPOSE_NONE;
+  frame.blend_method = WEBP_MUX_NO_BLEND;
+  const WebPMuxAnimParams params{/*bgcolor=*/0, /*loop_count=*/0};
+  if (mux && (WebPMuxPushFrame(mux, &frame, 1) != WEBP_MUX_OK ||
+              WebPMuxSetAnimationParams(mux, &params) != WEBP_MUX_OK)) {
+    WebPMuxDelete(mux);
+    return nullptr;
+  }
+  return mux;
+}
+
 void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps,
                      const OutputMetadata& metadata, const WebpOptions& options,
                      const FrameProgress& progress, const std::string& origin) {
@@ -100,7 +120,9 @@ void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps
     return;
   }
   std::vector<uint8_t> exif = webp_exif(metadata);
-  std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(WebPMuxCreate(&assembled, 1), WebPMuxDelete);
+  std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(
+      frames == 1 ? one_frame_animation(assembled, duration_ms) : WebPMuxCreate(&assembled, 1),
+      WebPMuxDelete);
   WebPData exif_data{exif.data(), exif.size()};
   WebPData out;
   WebPDataInit(&out);
@@ -258,7 +280,7 @@ void png_ignore_warning(png_structp, png_const_charp) {}
 
 // libpng reports errors by longjmp, so this function owns no C++ objects with destructors.
 bool encode_png(png_bytep* rows, int width, int height, png_text* texts, int text_count,
-                std::vector<uint8_t>* out, char* error) {
+                std::vector<uint8_t>* out, char* error, int compress_level = 4) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, error, png_error_to_buffer,
                                             png_ignore_warning);
   if (!png) return false;
@@ -270,7 +292,7 @@ bool encode_png(png_bytep* rows, int width, int height, png_text* texts, int tex
   png_set_write_fn(png, out, png_to_vector, png_no_flush);
   png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_set_compression_level(png, 4);  // ComfyUI SaveImage's compress_level=4
+  png_set_compression_level(png, compress_level);  // SaveImage 4, PreviewImage 1
   if (text_count > 0) png_set_text(png, info, texts, text_count);  // written before IDAT
   png_set_rows(png, info, rows);
   png_write_png(png, info, PNG_TRANSFORM_IDENTITY, nullptr);
@@ -278,38 +300,57 @@ bool encode_png(png_bytep* rows, int width, int height, png_text* texts, int tex
   return true;
 }
 
+// One PNG per frame, each with tEXt "prompt" and one tEXt per extra entry (ComfyUI's SaveImage).
+class PngFrameEncoder {
+ public:
+  PngFrameEncoder(const OutputMetadata& metadata, const std::string& origin, int compress_level)
+      : origin_(origin), compress_level_(compress_level) {
+    if (metadata.prompt) entries_.emplace_back("prompt", *metadata.prompt);
+    for (const auto& entry : metadata.extra) entries_.push_back(entry);
+    texts_.resize(entries_.size());
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i].first.empty() || entries_[i].first.size() > 79)
+        throw ValidationError(origin + ": PNG text key '" + entries_[i].first + "' must be 1-79 characters");
+      texts_[i] = png_text{};
+      texts_[i].compression = PNG_TEXT_COMPRESSION_NONE;  // tEXt, as PIL's add_text for ASCII
+      texts_[i].key = const_cast<char*>(entries_[i].first.c_str());
+      texts_[i].text = const_cast<char*>(entries_[i].second.c_str());
+      texts_[i].text_length = entries_[i].second.size();
+    }
+  }
+
+  // The PNG bytes of frame `i` of an RGB uint8 tensor [F, H, W, 3].
+  const std::vector<uint8_t>& encode(const at::Tensor& rgb8, int64_t i) {
+    const int height = static_cast<int>(rgb8.size(1)), width = static_cast<int>(rgb8.size(2));
+    rows_.resize(height);
+    uint8_t* base = rgb8[i].data_ptr<uint8_t>();
+    for (int y = 0; y < height; ++y) rows_[y] = base + static_cast<size_t>(y) * width * 3;
+    encoded_.clear();
+    char error[256] = {0};
+    if (!encode_png(rows_.data(), width, height, texts_.data(), static_cast<int>(texts_.size()),
+                    &encoded_, error, compress_level_))
+      throw Error(origin_ + ": PNG encoding failed at frame " + std::to_string(i) + " (" + error + ")");
+    return encoded_;
+  }
+
+ private:
+  std::string origin_;
+  int compress_level_;
+  std::vector<std::pair<std::string, std::string>> entries_;
+  std::vector<png_text> texts_;
+  std::vector<png_bytep> rows_;
+  std::vector<uint8_t> encoded_;
+};
+
 void write_png_folder(const std::string& temp, const at::Tensor& rgb8,
                       const OutputMetadata& metadata, const FrameProgress& progress,
                       const std::string& origin) {
   if (::mkdir(temp.c_str(), 0755) != 0)
     throw Error(origin + ": cannot create folder " + temp + " (" + std::strerror(errno) + ")");
   const int64_t frames = rgb8.size(0);
-  const int height = static_cast<int>(rgb8.size(1)), width = static_cast<int>(rgb8.size(2));
-
-  std::vector<std::pair<std::string, std::string>> entries;
-  if (metadata.prompt) entries.emplace_back("prompt", *metadata.prompt);
-  for (const auto& entry : metadata.extra) entries.push_back(entry);
-  std::vector<png_text> texts(entries.size());
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].first.empty() || entries[i].first.size() > 79)
-      throw ValidationError(origin + ": PNG text key '" + entries[i].first + "' must be 1-79 characters");
-    texts[i] = png_text{};
-    texts[i].compression = PNG_TEXT_COMPRESSION_NONE;  // tEXt, as PIL's add_text for ASCII
-    texts[i].key = const_cast<char*>(entries[i].first.c_str());
-    texts[i].text = const_cast<char*>(entries[i].second.c_str());
-    texts[i].text_length = entries[i].second.size();
-  }
-
-  std::vector<png_bytep> rows(height);
-  std::vector<uint8_t> encoded;
-  char error[256] = {0};
+  PngFrameEncoder encoder(metadata, origin, 4);
   for (int64_t i = 0; i < frames; ++i) {
-    uint8_t* base = rgb8[i].data_ptr<uint8_t>();
-    for (int y = 0; y < height; ++y) rows[y] = base + static_cast<size_t>(y) * width * 3;
-    encoded.clear();
-    if (!encode_png(rows.data(), width, height, texts.data(), static_cast<int>(texts.size()),
-                    &encoded, error))
-      throw Error(origin + ": PNG encoding failed at frame " + std::to_string(i) + " (" + error + ")");
+    const auto& encoded = encoder.encode(rgb8, i);
     char name[32];
     std::snprintf(name, sizeof(name), "frame_%05lld.png", static_cast<long long>(i));
     write_new_file(temp + "/" + name, encoded.data(), encoded.size(), origin);
@@ -375,12 +416,43 @@ std::string video_format_extension(VideoFormat format) {
   }
 }
 
+std::vector<SavedOutput> save_images(const std::string& output_dir,
+                                     const std::string& filename_prefix, const at::Tensor& images,
+                                     const OutputMetadata& metadata, int compress_level,
+                                     const FrameProgress& progress) {
+  at::Tensor rgb8 = image_to_uint8(images, "SaveImage");
+  if (compress_level < 0 || compress_level > 9)
+    throw ValidationError("SaveImage: PNG compress level " + std::to_string(compress_level) + " is not 0..9");
+  const std::string origin = "SaveImage (" + filename_prefix + ")";
+  PngFrameEncoder encoder(metadata, origin, compress_level);
+  std::vector<SavedOutput> saved;
+  const int64_t frames = rgb8.size(0);
+  for (int64_t i = 0; i < frames; ++i) {
+    // ComfyUI's %batch_num% is the index in the batch; the counter moves on per image.
+    std::string prefix = filename_prefix;
+    for (size_t at = prefix.find("%batch_num%"); at != std::string::npos; at = prefix.find("%batch_num%"))
+      prefix.replace(at, 11, std::to_string(i));
+    const auto& encoded = encoder.encode(rgb8, i);
+    saved.push_back(save_with_counter(output_dir, prefix, "png", rgb8.size(2), rgb8.size(1),
+                                      [&](const std::string& temp) {
+                                        write_new_file(temp, encoded.data(), encoded.size(), origin);
+                                      }));
+    report(progress, i + 1, frames);
+  }
+  if (!saved.empty())
+    spdlog::info("SaveImage: {} images {}x{} from {}", frames, rgb8.size(2), rgb8.size(1), saved.front().path);
+  return saved;
+}
+
 SavedOutput save_video(const std::string& output_dir, const std::string& filename_prefix,
                        VideoFormat format, const at::Tensor& images, double fps,
-                       const OutputMetadata& metadata, const FrameProgress& progress) {
+                       const OutputMetadata& metadata, const FrameProgress& progress,
+                       const WebpOptions& webp) {
   // Validate everything before a folder or file is touched.
   at::Tensor rgb8 = image_to_uint8(images, "SaveVideo");
   check_fps(fps, "SaveVideo");
+  if (webp.quality < 0 || webp.quality > 100 || webp.method < 0 || webp.method > 6)
+    throw ValidationError("SaveVideo: WebP quality must be 0..100 and method 0..6");
   if (format == VideoFormat::kMp4) check_even(rgb8, "SaveVideo");
   const std::string extension = video_format_extension(format);
   SavedOutput saved = save_with_counter(
@@ -388,7 +460,7 @@ SavedOutput save_video(const std::string& output_dir, const std::string& filenam
       [&](const std::string& temp) {
         const std::string origin = "SaveVideo (" + filename_prefix + ")";
         switch (format) {
-          case VideoFormat::kWebp: write_webp_file(temp, rgb8, fps, metadata, {}, progress, origin); break;
+          case VideoFormat::kWebp: write_webp_file(temp, rgb8, fps, metadata, webp, progress, origin); break;
           case VideoFormat::kMp4: write_mp4_file(temp, rgb8, fps, metadata, progress, origin); break;
           case VideoFormat::kPng: write_png_folder(temp, rgb8, metadata, progress, origin); break;
         }

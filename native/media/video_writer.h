@@ -61,7 +61,16 @@ std::string video_format_extension(VideoFormat format);
 // folder "<prefix>_<counter:05>_/") with ComfyUI's counter naming, never replacing anything.
 SavedOutput save_video(const std::string& output_dir, const std::string& filename_prefix,
                        VideoFormat format, const at::Tensor& images, double fps,
-                       const OutputMetadata& metadata, const FrameProgress& progress = {});
+                       const OutputMetadata& metadata, const FrameProgress& progress = {},
+                       const WebpOptions& webp = {});
+
+// ComfyUI's SaveImage / PreviewImage: one "<prefix>_<counter:05>_.png" per image under
+// output_dir, the counter moving on per image, %batch_num% replaced by the image's index; 8-bit
+// RGB at zlib `compress_level` (SaveImage 4, PreviewImage 1) with the metadata as tEXt chunks.
+std::vector<SavedOutput> save_images(const std::string& output_dir,
+                                     const std::string& filename_prefix, const at::Tensor& images,
+                                     const OutputMetadata& metadata, int compress_level = 4,
+                                     const FrameProgress& progress = {});
 
 // SaveTensor: "<prefix>_<counter:05>_.safetensors" under output_dir, as save_tensor_file.
 SavedOutput save_tensor(const std::string& output_dir, const std::string& filename_prefix,

@@ -1,11 +1,12 @@
 #include "runner/runner.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <fstream>
 #include <optional>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "device/device_manager.h"
 #include "graph/executor.h"
@@ -19,33 +20,74 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void print_error_json(ProgressDisplay& display, const json& report) {
-  display.finish();
-  std::fprintf(stderr, "%s\n", report.dump(2).c_str());
+// Prints ComfyUI's error JSON on stderr. Never throws: invalid UTF-8 becomes U+FFFD, and a
+// report of thousands of broken nodes is cut to the first kMaxNodesPrinted (still valid JSON).
+void print_error_json(ProgressDisplay& display, const json& report) noexcept {
+  constexpr size_t kMaxNodesPrinted = 50;
+  constexpr size_t kMaxPrintedBytes = size_t(1) << 20;
+  try {
+    display.finish();
+    std::string text;
+    const json* shown = &report;
+    json cut;
+    if (report.contains("node_errors") && report["node_errors"].size() > kMaxNodesPrinted) {
+      cut = report;
+      cut["node_errors"] = json::object();
+      size_t kept = 0;
+      for (const auto& [id, entry] : report["node_errors"].items()) {
+        if (kept++ == kMaxNodesPrinted) break;
+        cut["node_errors"][id] = entry;
+      }
+      cut["node_errors_not_shown"] = report["node_errors"].size() - kMaxNodesPrinted;
+      shown = &cut;
+    }
+    text = shown->dump(2, ' ', false, json::error_handler_t::replace);
+    if (text.size() > kMaxPrintedBytes) {
+      const json& error = report.contains("error") ? report["error"] : json();
+      json small = invalid_prompt_json(
+          error.is_object() && error.contains("message") && error["message"].is_string()
+              ? error["message"].get<std::string>()
+              : std::string("invalid workflow"));
+      small["error"]["details"] = "the full report is " + std::to_string(text.size()) +
+                                  " bytes; not printed";
+      text = small.dump(2, ' ', false, json::error_handler_t::replace);
+    }
+    std::fprintf(stderr, "%s\n", text.c_str());
+  } catch (...) {
+    std::fprintf(stderr, "{\"error\": {\"type\": \"invalid_prompt\", \"message\": "
+                         "\"the error report could not be printed\"}, \"node_errors\": {}}\n");
+  }
   std::fflush(stderr);
 }
 
-// The report: the ledger's stages plus how the run ended.
-void write_report(const RunnerOptions& options, const device::DeviceManager& devices,
+// The report: the ledger's stages plus how the run ended. False when it could not be written
+// (a full disk): the caller then fails the run, since the user asked for it.
+bool write_report(const RunnerOptions& options, const device::DeviceManager& devices,
                   const graph::Executor& executor, const std::string& outcome,
                   const std::string& error, int exit_code) {
-  if (options.report.empty()) return;
-  json report = devices.ledger().to_json();
-  report["outcome"] = outcome;
-  report["exit_code"] = exit_code;
-  if (!error.empty()) report["error"] = error;
-  report["workflow"] = options.workflow.string();
-  report["compute_device"] = devices.compute().name();
-  report["run"] = executor.last_report().to_json();
+  if (options.report.empty()) return true;
   fs::path svg = options.report;
   svg.replace_extension(".svg");
   try {
+    json report = devices.ledger().to_json();
+    report["outcome"] = outcome;
+    report["exit_code"] = exit_code;
+    if (!error.empty()) report["error"] = error;
+    report["workflow"] = options.workflow.string();
+    report["compute_device"] = devices.compute().name();
+    report["run"] = executor.last_report().to_json();
     if (options.report.has_parent_path()) fs::create_directories(options.report.parent_path());
-    write_file_atomically(options.report, report.dump(2) + "\n");
-    devices.ledger().write_svg(svg);
+    write_file_atomically(options.report,
+                          report.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+    // A device such as /dev/stdout takes the JSON only; no .svg is made beside it.
+    std::error_code ec;
+    if (svg != options.report && !fs::is_character_file(options.report, ec))
+      write_file_atomically(svg, devices.ledger().to_svg());
     spdlog::info("report: {} and {}", options.report.string(), svg.string());
+    return true;
   } catch (const std::exception& e) {
     spdlog::error("could not write the report {}: {}", options.report.string(), e.what());
+    return false;
   }
 }
 
@@ -62,6 +104,38 @@ std::string describe_cause(const std::exception_ptr& cause) {
   return "";
 }
 
+std::string signal_name(int signal_number) {
+  switch (signal_number) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+  }
+  return "signal " + std::to_string(signal_number);
+}
+
+// --plan reads weight headers: a truncated or hostile file is a runtime failure (exit 3) that
+// names the file, never an exception out of main.
+int run_plan_safely(const RunnerOptions& options, const json& prompt,
+                    const graph::NodeRegistry& registry, ProgressDisplay& display) {
+  try {
+    return run_plan(options, prompt, registry, display);
+  } catch (const graph::InvalidPrompt& e) {
+    print_error_json(display, e.report());
+    return kExitInvalid;
+  } catch (const ValidationError& e) {
+    spdlog::error("--plan: {}", e.what());
+    print_error_json(display, invalid_prompt_json(e.what()));
+    return kExitInvalid;
+  } catch (const std::exception& e) {
+    display.finish();
+    spdlog::error("--plan failed: {}", e.what());
+    return kExitFailure;
+  }
+}
+
 }  // namespace
 
 json invalid_prompt_json(const std::string& message) {
@@ -74,28 +148,46 @@ json invalid_prompt_json(const std::string& message) {
 }
 
 void write_file_atomically(const fs::path& path, const std::string& text) {
-  const fs::path temp = path.string() + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error("cannot write '" + temp.string() + "'");
-    out << text;
-    if (!out.flush()) throw Error("cannot write '" + temp.string() + "'");
-  }
-  fs::rename(temp, path);
+  wan::write_text_atomically(path, text);
 }
 
+int interrupted_exit_code(int signal_number) {
+  return signal_number > 0 ? 128 + signal_number : kExitInterrupted;
+}
+
+// What outputs embed, as ComfyUI does: the prompt in the order it arrived, then extra_pnginfo
+// (a /prompt body's extra_data.extra_pnginfo, or {"workflow": <the UI workflow file>}).
+struct Embedded {
+  nlohmann::ordered_json prompt, extra_pnginfo;
+};
+
 json load_prompt(const RunnerOptions& options, const graph::NodeRegistry& registry,
-                 json* ui_workflow) {
+                 json* ui_workflow, Embedded* embedded) {
   const json workflow = graph::read_json_file(options.workflow);
   json prompt = graph::to_api_prompt(workflow, registry);
   if (ui_workflow) *ui_workflow = graph::is_ui_workflow(workflow) ? workflow : json();
   for (const auto& assignment : options.overrides)
     graph::apply_override(prompt, assignment, registry);
+  if (embedded) {
+    const auto in_order = graph::read_json_file_in_order(options.workflow);
+    if (graph::is_ui_workflow(workflow)) {
+      embedded->prompt = graph::in_order_of(prompt, nullptr);
+      embedded->extra_pnginfo = {{"workflow", in_order}};
+    } else {
+      const bool body = in_order.contains("prompt") && in_order["prompt"].is_object();
+      embedded->prompt = graph::in_order_of(prompt, body ? in_order["prompt"] : in_order);
+      if (body && in_order.contains("extra_data") && in_order["extra_data"].is_object() &&
+          in_order["extra_data"].contains("extra_pnginfo") &&
+          in_order["extra_data"]["extra_pnginfo"].is_object())
+        embedded->extra_pnginfo = in_order["extra_data"]["extra_pnginfo"];
+    }
+  }
   return prompt;
 }
 
 int run_command(const RunnerOptions& options, const graph::NodeRegistry& registry,
-                ProgressDisplay& display, const std::atomic<bool>* cancel) {
+                ProgressDisplay& display, const std::atomic<bool>* cancel,
+                const std::atomic<int>* signal_number) {
   if (options.object_info) {
     std::printf("%s\n", registry.object_info(options.models_dir).dump(2).c_str());
     return kExitOk;
@@ -103,6 +195,7 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
 
   // Everything before a node runs: any problem is an invalid workflow (exit 2).
   json prompt, ui_workflow;
+  Embedded embedded;
   device::ComputeDeviceOptions device_options;
   try {
     std::error_code ec;
@@ -110,10 +203,11 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
       throw ValidationError("--models '" + options.models_dir.string() +
                             "': not a folder; it should hold diffusion_models/, text_encoders/, "
                             "vae/, clip_vision/ and tokenizers/");
-    prompt = load_prompt(options, registry, &ui_workflow);
+    prompt = load_prompt(options, registry, &ui_workflow, &embedded);
     device_options = options.device_options();
-    if (options.plan) return run_plan(options, prompt, registry, display);
-    const auto validation = graph::validate_prompt(prompt, registry, {options.models_dir});
+    if (options.plan) return run_plan_safely(options, prompt, registry, display);
+    const auto validation = graph::validate_prompt(
+        prompt, registry, {options.models_dir, options.output_dir, options.input_dir});
     if (!validation.ok) {
       spdlog::error("the workflow is invalid; nothing ran");
       print_error_json(display, validation.to_json());
@@ -124,6 +218,11 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
     return kExitInvalid;
   } catch (const ValidationError& e) {
     spdlog::error("{}", e.what());
+    print_error_json(display, invalid_prompt_json(e.what()));
+    return kExitInvalid;
+  } catch (const nlohmann::json::exception& e) {
+    // A workflow whose structure the readers did not expect (a field of the wrong JSON type).
+    spdlog::error("the workflow is invalid: {}", e.what());
     print_error_json(display, invalid_prompt_json(e.what()));
     return kExitInvalid;
   }
@@ -157,8 +256,17 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
   run.input_dir = options.input_dir;
   run.cancel_flag = cancel;
   run.device_manager = &*devices;
+  run.temp_dir = options.temp_dir.empty() ? options.output_dir / "temp" : options.temp_dir;
   run.prompt = prompt;
   run.workflow = ui_workflow;
+  run.embedded_prompt = std::move(embedded.prompt);
+  run.extra_pnginfo = std::move(embedded.extra_pnginfo);
+  run.embed_metadata = !options.disable_metadata;
+  run.on_ui = [](const std::string& node_id, const json& ui) {
+    for (const auto& file : ui.contains("images") ? ui["images"] : json::array())
+      spdlog::debug("node {}: {} {}/{}", node_id, file.value("type", ""),
+                    file.value("subfolder", ""), file.value("filename", ""));
+  };
   auto& ledger = devices->ledger();
   // The executor records a ledger stage per node; a failure outside any node closes here.
   run.on_progress = [&](const graph::ProgressEvent& event) { display.on_event(event); };
@@ -171,14 +279,16 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
     display.finish();
     spdlog::info("done: {} nodes ran in {:.2f} s; outputs in {}", report.executed(),
                  report.wall_ms / 1000.0, options.output_dir.string());
-    write_report(options, *devices, executor, "ok", "", kExitOk);
-    return kExitOk;
+    return write_report(options, *devices, executor, "ok", "", kExitOk) ? kExitOk : kExitFailure;
   } catch (const Cancelled&) {
     close_stage("cancelled");
     display.finish();
-    spdlog::warn("interrupted; the run stopped and wrote no partial output");
-    write_report(options, *devices, executor, "cancelled", "interrupted", kExitInterrupted);
-    return kExitInterrupted;
+    const int signal = signal_number ? signal_number->load() : 0;
+    const int code = interrupted_exit_code(signal);
+    const std::string why = signal > 0 ? "interrupted by " + signal_name(signal) : "interrupted";
+    spdlog::warn("{}; the run stopped and wrote no partial output", why);
+    write_report(options, *devices, executor, "cancelled", why, code);
+    return code;
   } catch (const graph::InvalidPrompt& e) {
     close_stage(e.what());
     print_error_json(display, e.report());

@@ -21,6 +21,8 @@ struct RunnerOptions {
   std::filesystem::path models_dir;  // --models: ComfyUI layout
   std::filesystem::path output_dir = "output";
   std::filesystem::path input_dir = "input";
+  std::filesystem::path temp_dir;  // --temp; empty = <output>/temp (PreviewImage's files)
+  bool disable_metadata = false;   // --disable-metadata: no prompt/workflow in saved files
   std::vector<std::string> overrides;  // --set TARGET.INPUT=VALUE, applied in order
   std::string device = "auto";
   std::string vram;     // --vram text; empty = the device's own size

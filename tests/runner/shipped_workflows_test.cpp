@@ -68,8 +68,10 @@ TEST(ShippedWorkflows, WidgetValuesFollowTheNodeSchemas) {
       for (const auto& node : ui["nodes"]) {
         const auto& schema = registry.schema(node["type"].get<std::string>());
         size_t expected = 0;
+        // The seed's control_after_generate and an upload button each store one more value.
         for (const auto* input : schema.ordered_inputs())
-          if (input->is_widget()) expected += input->has_control_after_generate() ? 2 : 1;
+          if (input->is_widget())
+            expected += 1 + input->has_control_after_generate() + !input->upload_kind().empty();
         EXPECT_EQ(node["widgets_values"].size(), expected) << node["type"];
         for (const char* field : {"id", "type", "pos", "size", "mode", "inputs", "outputs"})
           EXPECT_TRUE(node.contains(field)) << node["type"] << " lacks " << field;
@@ -133,8 +135,19 @@ TEST(ShippedWorkflows, CarryTheOfficialDefaultsAndTheirConfigsPlacements) {
           node_of(prompt, "EncodePrompt", "negative")["inputs"]["text"].get<std::string>().rfind(
               d.negative_prefix + kSharedNegativeStart, 0),
           0u);
+      // ComfyUI's own output chain: CreateVideo at Wan's 16 fps, SaveVideo as MP4, a preview.
+      EXPECT_EQ(node_of(prompt, "CreateVideo")["inputs"]["fps"], 16.0);
       const auto& save = node_of(prompt, "SaveVideo")["inputs"];
-      EXPECT_EQ(save["format"], "webp");
+      EXPECT_EQ(save["filename_prefix"], "video/wan_" + task);
+      EXPECT_EQ(save["format"], "auto");
+      EXPECT_EQ(save["codec"], "auto");
+      node_of(prompt, "PreviewImage");
+      // Every node is a ComfyUI core node or a pack node, and says which in properties.cnr_id.
+      for (const auto& node : graph::read_json_file(workflow_path(task, config))["nodes"]) {
+        const auto& schema = registry.schema(node["type"].get<std::string>());
+        EXPECT_EQ(node["properties"]["cnr_id"], schema.is_comfy_core() ? "comfy-core" : "wan-native")
+            << node["type"];
+      }
     }
   }
 }
@@ -169,8 +182,11 @@ TEST(ShippedWorkflows, RunEndToEndAndAllPlacementsGiveBitIdenticalFrames) {
                      (dir / "output").string(), "--vram", "1GiB", "--reserve", "0"},
                     tiny_overrides(task, /*fp32=*/false)));
       ASSERT_EQ(result.exit_code, 0) << result.err;
-      const auto videos = files_with_suffix(dir / "output", ".webp");
+      const auto videos = files_with_suffix(dir / "output" / "video", ".mp4");
       ASSERT_EQ(videos.size(), 1u);
+      // PreviewImage wrote one PNG per frame into the temp folder.
+      EXPECT_EQ(files_with_suffix(dir / "output" / "temp", ".png").size(),
+                static_cast<size_t>(tiny_size(task).frames));
       EXPECT_GT(fs::file_size(videos[0]), 0u);
       const auto frames = saved_frames(dir / "output");
       const auto size = tiny_size(task);

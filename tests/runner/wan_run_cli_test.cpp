@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "media/embedded_metadata.h"
 #include "runner_test_util.h"
 
 namespace wan::runner::testing {
@@ -38,15 +39,24 @@ TEST(WanRun, UsageErrorsExitTwo) {
             2);
 }
 
-TEST(WanRun, ObjectInfoListsTheFifteenContractNodes) {
+TEST(WanRun, ObjectInfoListsThePackAndTheComfyCoreNodes) {
   const auto result = run_wan({"--object-info", "--models", models_dir().string()});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto info = nlohmann::json::parse(result.out);
   for (const char* node :
        {"LoadT5", "LoadVAE", "LoadDiT", "LoadCLIPVision", "EncodePrompt", "ImageToVideo",
-        "FirstLastFrameToVideo", "VaceToVideo", "Sample", "Decode", "LoadImage", "LoadVideo",
-        "ImageToMask", "SaveVideo", "SaveTensor"})
-    EXPECT_TRUE(info.contains(node)) << node;
+        "FirstLastFrameToVideo", "VaceToVideo", "Sample", "Decode", "WanLoadImageFrames",
+        "SaveTensor"}) {
+    ASSERT_TRUE(info.contains(node)) << node;
+    EXPECT_EQ(info[node]["python_module"], "wan_native") << node;
+  }
+  for (const char* node :
+       {"LoadImage", "LoadVideo", "GetVideoComponents", "CreateVideo", "SaveVideo",
+        "SaveAnimatedWEBP", "SaveImage", "PreviewImage", "ImageToMask", "PrimitiveInt",
+        "PrimitiveFloat", "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveBoolean"}) {
+    ASSERT_TRUE(info.contains(node)) << node;
+    EXPECT_NE(info[node]["python_module"], "wan_native") << node;
+  }
   // Model combos list the files under --models.
   const auto& names = info["LoadDiT"]["input"]["required"]["model_name"][0];
   EXPECT_NE(std::find(names.begin(), names.end(), "dit_t2v_tiny.safetensors"), names.end())
@@ -100,12 +110,16 @@ TEST(WanRun, SetOverridesReachTheNodesByTitleClassTypeAndId) {
   TempDir dir("set_ok");
   // "positive" is a title, "Sample" a class_type, "5" the id of the negative EncodePrompt.
   const auto result = run_wan(t2v_args(
-      dir, {"positive.text=a red fox", "5.text=blurry", "Sample.seed=9", "SaveVideo.format=png"}));
+      dir, {"positive.text=a red fox", "5.text=blurry", "Sample.seed=9",
+            "SaveVideo.filename_prefix=fox/clip"}));
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  // The png format writes a folder of frames; the saved prompt carries the overridden values.
-  bool found = false;
-  for (const auto& file : all_files(dir / "output")) found |= file.extension() == ".png";
-  EXPECT_TRUE(found);
+  // The prefix moved the video; the saved prompt carries the overridden values.
+  const auto videos = files_with_suffix(dir / "output" / "fox", ".mp4");
+  ASSERT_EQ(videos.size(), 1u);
+  const auto metadata = media::read_embedded_metadata(videos[0].string());
+  ASSERT_TRUE(metadata.prompt.has_value());
+  EXPECT_NE(metadata.prompt->find("a red fox"), std::string::npos);
+  EXPECT_NE(metadata.prompt->find("blurry"), std::string::npos);
 }
 
 TEST(WanRun, BadDeviceOrSizeExitsTwo) {
@@ -133,7 +147,7 @@ TEST(WanRun, OutOfMemoryExitsThreeNamingNodeModelAndBytes) {
   EXPECT_NE(result.err.find("vae"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("asked"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("free"), std::string::npos) << result.err;
-  EXPECT_TRUE(files_with_suffix(dir / "output", ".webp").empty());
+  EXPECT_TRUE(all_files(dir / "output").empty());
   const auto report = nlohmann::json::parse(read_text(dir / "report.json"));
   EXPECT_EQ(report["outcome"], "error");
   EXPECT_EQ(report["exit_code"], 3);
@@ -167,18 +181,19 @@ TEST(WanRun, ReportHasAStagePerExecutedNodeAndAnSvg) {
   EXPECT_EQ(report["exit_code"], 0);
   const auto& executed = report["run"]["nodes"];
   const auto& stages = report["nodes"];
-  // LoadDiT, LoadT5, LoadVAE, two EncodePrompt, Sample, Decode, SaveVideo.
-  ASSERT_EQ(stages.size(), 8u) << report.dump(2);
+  // LoadDiT, LoadT5, LoadVAE, two EncodePrompt, Sample, Decode, CreateVideo, SaveVideo,
+  // PreviewImage.
+  ASSERT_EQ(stages.size(), 10u) << report.dump(2);
   ASSERT_EQ(executed.size(), stages.size());
   for (size_t i = 0; i < stages.size(); ++i) {
     EXPECT_EQ(stages[i]["class_type"], executed[i]["class_type"]);
     EXPECT_EQ(executed[i]["outcome"], "ok");
   }
-  EXPECT_EQ(stages.back()["class_type"], "SaveVideo");
+  EXPECT_TRUE(stages.back()["class_type"] == "SaveVideo" || stages.back()["class_type"] == "PreviewImage");
   const std::string svg = read_text(dir / "reports" / "run.svg");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
-  EXPECT_EQ(files_with_suffix(dir / "output", ".webp").size(), 1u);
+  EXPECT_EQ(files_with_suffix(dir / "output" / "video", ".mp4").size(), 1u);
 }
 
 TEST(WanRun, SigintStopsTheRunWithExit130AndNoOutput) {
