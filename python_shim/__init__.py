@@ -17,12 +17,17 @@ import os
 import shutil
 import sys
 import tempfile
+import glob
+import hashlib
+import inspect
 
 import torch  # noqa: F401  (the native module links the same libtorch; load it first)
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+# realpath: ComfyUI imports a symlinked custom_nodes/<name> through the link, and the build folder
+# is found next to the real checkout, not next to the link.
+_HERE = os.path.dirname(os.path.realpath(__file__))
 _NATIVE_NAME = "_wan_native"
 log = logging.getLogger("wan_native")
 
@@ -32,7 +37,7 @@ def _native_candidates():
     build_dir = os.environ.get("WAN_NATIVE_BUILD_DIR")
     if build_dir:
         return [os.path.join(build_dir, "python_shim"), build_dir]
-    return [_HERE, os.path.join(_HERE, "..", "build", "python_shim")]
+    return [_HERE, os.path.join(os.path.dirname(_HERE), "build", "python_shim")]
 
 
 def _load_native():
@@ -101,21 +106,75 @@ def configure(models_dir=None, output_dir=None, input_dir=None, device=None, vra
     """
     global _configured
     fp = _folder_paths()
+    mm = _comfy_module("comfy.model_management")
     env = os.environ.get
     if fp is not None:
         models_dir = models_dir or getattr(fp, "models_dir", None)
         output_dir = output_dir or fp.get_output_directory()
         input_dir = input_dir or fp.get_input_directory()
+    device = device or env("WAN_DEVICE") or _comfy_device(mm) or "auto"
+    vram = vram or env("WAN_VRAM")
+    if vram and mm is not None and device.startswith("cuda"):
+        # A CUDA budget caps the caching allocator for the whole process, ComfyUI's nodes too.
+        log.warning("wan-native: WAN_VRAM=%s is ignored inside ComfyUI on %s (it would cap "
+                    "ComfyUI's own nodes); use ComfyUI's --reserve-vram instead", vram, device)
+        vram = None
     _native.configure(
         models_dir=models_dir or env("WAN_MODELS_DIR", os.path.join(os.getcwd(), "models")),
         output_dir=output_dir or env("WAN_OUTPUT_DIR", os.path.join(os.getcwd(), "output")),
         input_dir=input_dir or env("WAN_INPUT_DIR", os.path.join(os.getcwd(), "input")),
-        device=device or env("WAN_DEVICE", "auto"),
-        vram=vram or env("WAN_VRAM"),
+        device=device,
+        vram=vram,
         reserve=reserve or env("WAN_RESERVE"),
     )
     _configured = True
     log.info("wan-native: compute device %s", _native.settings()["device"])
+
+
+def _comfy_device(mm):
+    """ComfyUI's compute device as a native device name, or None outside ComfyUI."""
+    get = getattr(mm, "get_torch_device", None) if mm is not None else None
+    if get is None:
+        return None
+    dev = torch.device(get())
+    if dev.type == "cuda":
+        return "cuda:%d" % (dev.index or 0)
+    if dev.type != "cpu":
+        log.warning("wan-native: ComfyUI computes on %s, which the native engine does not "
+                    "support; the wan nodes compute on the CPU", dev)
+    return "cpu"
+
+
+def _free_comfy_memory(mm, class_type, inputs, view):
+    """Asks ComfyUI to unload its own models until this node's weights and work fit."""
+    if mm is None or not hasattr(mm, "free_memory"):
+        return
+    name = _native.settings()["device"]
+    if not name.startswith("cuda"):
+        return  # the CPU and the virtual accelerator are not ComfyUI's to free
+    need = 0
+    folders = _MODEL_FOLDERS.get(class_type, {})
+    if folders and inputs.get("placement") != "cpu":
+        for input_name, folder in folders.items():
+            path = os.path.join(view.root, folder, str(inputs.get(input_name))) if view else ""
+            if os.path.isfile(path):
+                need += os.path.getsize(path)
+    elif not folders:
+        need = int(mm.minimum_inference_memory()) if hasattr(mm, "minimum_inference_memory") else 0
+    if need > 0:
+        mm.free_memory(need, torch.device(name))
+
+
+def _comfy_message(message):
+    # The native messages suggest wan-run's command-line options; inside ComfyUI those are not
+    # there to set.
+    message = message.replace(", or a larger --vram", "").replace(", a smaller weight dtype",
+                                                                 " or a smaller weight dtype")
+    message = message.replace(", a smaller size", " or a smaller size")
+    for flag, variable in (("--vram", "WAN_VRAM"), ("--reserve", "WAN_RESERVE"),
+                           ("--device", "WAN_DEVICE")):
+        message = message.replace(flag, variable)
+    return message
 
 
 def _ensure_configured():
@@ -124,9 +183,11 @@ def _ensure_configured():
 
 
 def _register_tokenizer_folder(fp):
-    # ComfyUI has no tokenizers/ folder; LoadT5 reads spiece.model files from one.
-    if "tokenizers" not in getattr(fp, "folder_names_and_paths", {}):
-        fp.add_model_folder_path("tokenizers", os.path.join(fp.models_dir, "tokenizers"))
+    # ComfyUI has no tokenizers/ folder; LoadT5 reads spiece.model files from one. Its default
+    # place goes first, after any extra_model_paths.yaml entries were read.
+    if fp is not None and hasattr(fp, "add_model_folder_path"):
+        fp.add_model_folder_path("tokenizers", os.path.join(fp.models_dir, "tokenizers"),
+                                 is_default=True)
 
 
 def _comfy_bases(fp, folder):
@@ -237,6 +298,7 @@ def _run_native(class_type, inputs, hidden):
 
     view = _resolve_models_view(fp, class_type, inputs) if fp is not None else None
     try:
+        _free_comfy_memory(mm, class_type, inputs, view)
         return _native.execute(
             class_type, inputs, node_id=node_id, progress=progress, interrupt=interrupted,
             models_dir=view.root if view else None,
@@ -246,6 +308,11 @@ def _run_native(class_type, inputs, hidden):
         if mm is not None and hasattr(mm, "InterruptProcessingException"):
             raise mm.InterruptProcessingException() from error
         raise
+    except torch.cuda.OutOfMemoryError as error:
+        if mm is None and fp is None:
+            raise
+        # ComfyUI's executor reacts to this type: it unloads its models and shows the message.
+        raise torch.cuda.OutOfMemoryError(_comfy_message(str(error))) from None
     finally:
         if view is not None:
             view.close()
@@ -296,20 +363,115 @@ def _socket_is_float_image(spec_type):
     return isinstance(spec_type, str) and spec_type in _FLOAT_IMAGE_TYPES
 
 
+def _comfy_upscale(samples, width, height):
+    """[N, C, H, W] resized as ComfyUI's common_upscale(..., "bilinear", "center") does."""
+    utils = _comfy_module("comfy.utils")
+    if utils is not None and hasattr(utils, "common_upscale"):
+        return utils.common_upscale(samples, width, height, "bilinear", "center")
+    old_h, old_w = samples.shape[-2], samples.shape[-1]
+    old_aspect, new_aspect = old_w / old_h, width / height
+    x = y = 0
+    if old_aspect > new_aspect:
+        x = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+    elif old_aspect < new_aspect:
+        y = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+    cropped = samples.narrow(-2, y, old_h - y * 2).narrow(-1, x, old_w - x * 2)
+    return torch.nn.functional.interpolate(cropped, size=(height, width), mode="bilinear")
+
+
+def _as_comfy_wan_inputs(kwargs, input_types):
+    """IMAGE and MASK inputs as ComfyUI's Wan nodes take them: CPU float32, alpha dropped
+    (they encode image[..., :3]) and masks resized to the node's width x height."""
+    width, height = kwargs.get("width"), kwargs.get("height")
+    for name, value in kwargs.items():
+        kind = input_types.get(name)
+        if not _socket_is_float_image(kind) or not isinstance(value, torch.Tensor):
+            continue
+        value = value.to(device="cpu", dtype=torch.float32)
+        if kind == "IMAGE" and value.dim() == 4 and value.shape[-1] == 4:
+            value = value[..., :3].contiguous()
+        if (kind == "MASK" and isinstance(width, int) and isinstance(height, int)
+                and value.dim() in (2, 3) and tuple(value.shape[-2:]) != (height, width)):
+            frames = value.reshape(-1, 1, value.shape[-2], value.shape[-1])
+            value = _comfy_upscale(frames, width, height)[:, 0].contiguous()
+        kwargs[name] = value
+    return kwargs
+
+
+def _new_output_files(folder, prefix, before):
+    """Files of `prefix` under `folder` that were not in `before`, as ComfyUI's ui entries:
+    {"tensors": [{"filename", "subfolder", "type"}], ...}."""
+    entries = {}
+    for rel, mtime in sorted(_list_files(folder, prefix).items()):
+        if before.get(rel) == mtime:
+            continue
+        subfolder, filename = os.path.split(rel)
+        key = _UI_KEYS.get(os.path.splitext(filename)[1].lower(), "files")
+        entries.setdefault(key, []).append(
+            {"filename": filename, "subfolder": subfolder, "type": "output"})
+    return entries
+
+
+_UI_KEYS = {".safetensors": "tensors", ".png": "images", ".webp": "images", ".mp4": "videos"}
+
+
+def _list_files(folder, prefix):
+    """{path relative to folder: mtime} of the files named prefix* ("videos/wan" -> videos/wan*)."""
+    subfolder, stem = os.path.split(prefix)
+    found = {}
+    try:
+        names = os.listdir(os.path.join(folder, subfolder))
+    except OSError:
+        return found
+    for name in names:
+        path = os.path.join(folder, subfolder, name)
+        if name.startswith(stem) and os.path.isfile(path):
+            found[os.path.join(subfolder, name)] = os.stat(path).st_mtime_ns
+    return found
+
+
+# Pack nodes that read a file (or a glob of files) named by a string input from the input
+# folder, as their schemas declare it. ComfyUI re-runs them when the files change and rejects a
+# name that matches nothing before the prompt runs, as it does for its own LoadImage.
+def _input_file_inputs(class_type):
+    files = getattr(_native, "input_files", None)
+    return sorted(files().get(class_type, {})) if files is not None else []
+
+
+def _input_matches(value):
+    """The files an input-folder name or glob matches (annotated names like 'x.png [input]')."""
+    fp = _folder_paths()
+    if fp is not None and hasattr(fp, "get_annotated_filepath"):
+        path = fp.get_annotated_filepath(value)
+    else:
+        _ensure_configured()
+        path = os.path.join(_native.settings()["input_dir"], value)
+    if os.path.isdir(path):
+        return sorted(p for p in glob.glob(os.path.join(path, "*")) if os.path.isfile(p))
+    return sorted(p for p in glob.glob(path) if os.path.isfile(p))
+
+
 def _make_node_class(class_type, info):
     input_types = {}
     for section in ("required", "optional"):
         for name, spec in info["input"].get(section, {}).items():
             input_types[name] = spec[0]
+    output_node = bool(info["output_node"])
+    prefix_spec = info["input"].get("required", {}).get("filename_prefix", [None, {}])
+    prefix_default = (prefix_spec[1] if len(prefix_spec) > 1 else {}).get("default", "")
 
     def execute(self, **kwargs):
         hidden = {key: kwargs.pop(key) for key in list(kwargs) if key in _HIDDEN}
-        for name, value in kwargs.items():
-            # ComfyUI's IMAGE/MASK are CPU float32; a node upstream may hand over another dtype.
-            if _socket_is_float_image(input_types.get(name)) and isinstance(value, torch.Tensor):
-                kwargs[name] = value.to(device="cpu", dtype=torch.float32)
+        kwargs = _as_comfy_wan_inputs(kwargs, input_types)
+        if not output_node:
+            return tuple(_run_native(class_type, kwargs, hidden))
+        _ensure_configured()
+        folder = _native.settings()["output_dir"]
+        prefix = str(kwargs.get("filename_prefix") or prefix_default)
+        before = _list_files(folder, prefix)
         outputs = _run_native(class_type, kwargs, hidden)
-        return tuple(outputs)
+        # ComfyUI's shape for an output node: what it wrote shows in /history and the UI.
+        return {"ui": _new_output_files(folder, prefix, before), "result": tuple(outputs)}
 
     attrs = {
         "__doc__": info.get("description") or info.get("display_name"),
@@ -321,28 +483,69 @@ def _make_node_class(class_type, info):
         "OUTPUT_TOOLTIPS": tuple(info.get("output_tooltips", [])),
         "FUNCTION": "execute",
         "CATEGORY": info["category"],
-        "OUTPUT_NODE": bool(info["output_node"]),
+        "OUTPUT_NODE": output_node,
         "DESCRIPTION": info.get("description", ""),
         "execute": execute,
     }
+    file_inputs = _input_file_inputs(class_type)
+    if file_inputs:
+        def is_changed(cls, **kwargs):
+            digest = hashlib.sha256()
+            for name in file_inputs:
+                for path in _input_matches(str(kwargs.get(name, ""))):
+                    digest.update(path.encode())
+                    with open(path, "rb") as f:
+                        digest.update(f.read())
+            return digest.hexdigest()
+
+        def validate_inputs(cls, **kwargs):
+            for name in file_inputs:
+                value = kwargs.get(name)
+                if isinstance(value, str) and not _input_matches(value):
+                    return "Invalid %s: no file in the input folder matches '%s'" % (name, value)
+            return True
+
+        # ComfyUI passes VALIDATE_INPUTS the inputs its signature names, and skips its own
+        # range checks for every input when it takes **kwargs: so name exactly the file inputs.
+        param = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        validate_inputs.__signature__ = inspect.Signature(
+            [inspect.Parameter("cls", param)] + [inspect.Parameter(n, param) for n in file_inputs])
+        attrs["IS_CHANGED"] = classmethod(is_changed)
+        attrs["VALIDATE_INPUTS"] = classmethod(validate_inputs)
     return type(class_type, (), attrs)
 
 
-def _core_node_names():
-    # Inside ComfyUI, names its own nodes already use (LoadImage, SaveVideo, ...) are skipped by
-    # its custom-node loader; those nodes are also offered as "WanNative<Name>".
+# ComfyUI core nodes the native registry implements under their ComfyUI names, so wan-run runs
+# ComfyUI's own workflows. Inside ComfyUI its own nodes run and the package registers none of
+# these; outside ComfyUI (plain Python) they are offered so a whole pipeline can be built.
+def _is_core_node(info):
+    if info.get("comfy_core") or info.get("core"):
+        return True
+    module = info.get("python_module", "")
+    return module == "nodes" or module.startswith("comfy_extras") or module.startswith("comfy_api")
+
+
+def _inside_comfyui():
     nodes = sys.modules.get("nodes")
-    mappings = getattr(nodes, "NODE_CLASS_MAPPINGS", None) if nodes is not None else None
-    return set(mappings) if isinstance(mappings, dict) else set()
+    return isinstance(getattr(nodes, "NODE_CLASS_MAPPINGS", None), dict) and (
+        _folder_paths() is not None)
 
 
+def _comfy_node_names():
+    return set(sys.modules["nodes"].NODE_CLASS_MAPPINGS) if _inside_comfyui() else set()
+
+
+_register_tokenizer_folder(_folder_paths())
+CORE_NODES = sorted(name for name, info in _OBJECT_INFO.items() if _is_core_node(info))
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
+_skip = (set(CORE_NODES) | _comfy_node_names()) if _inside_comfyui() else set()
 for _class_type, _info in sorted(_OBJECT_INFO.items()):
-    _cls = _make_node_class(_class_type, _info)
-    NODE_CLASS_MAPPINGS[_class_type] = _cls
+    if _class_type in _skip:
+        # Registering it would be ignored by ComfyUI's loader, but its display name would still
+        # replace core's.
+        continue
+    NODE_CLASS_MAPPINGS[_class_type] = _make_node_class(_class_type, _info)
     NODE_DISPLAY_NAME_MAPPINGS[_class_type] = _info.get("display_name") or _class_type
-for _class_type in sorted(_core_node_names() & set(NODE_CLASS_MAPPINGS)):
-    _alias = "WanNative" + _class_type
-    NODE_CLASS_MAPPINGS[_alias] = NODE_CLASS_MAPPINGS[_class_type]
-    NODE_DISPLAY_NAME_MAPPINGS[_alias] = NODE_DISPLAY_NAME_MAPPINGS[_class_type] + " (wan-native)"
+if _skip & set(_OBJECT_INFO):
+    log.info("wan-native: ComfyUI's own %s run in ComfyUI", ", ".join(sorted(_skip & set(_OBJECT_INFO))))

@@ -20,6 +20,7 @@
 #include <random>
 #include <string>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
 #include "device/compute_device.h"
 #include "device/device_manager.h"
@@ -75,8 +76,15 @@ std::string fix_label(std::string message, const std::string& label) {
   return message;
 }
 
+[[noreturn]] void raise_out_of_memory(const std::string& message) {
+  py::object oom = py::module_::import("torch").attr("cuda").attr("OutOfMemoryError");
+  PyErr_SetString(oom.ptr(), message.c_str());
+  throw py::error_already_set();
+}
+
 // Raises the Python exception for a native one (GIL held): Cancelled -> Interrupted,
-// OutOfMemory -> torch.cuda.OutOfMemoryError, ValidationError -> ValueError, other -> RuntimeError.
+// OutOfMemory or LibTorch's own out-of-memory during compute -> torch.cuda.OutOfMemoryError,
+// ValidationError -> ValueError, other -> RuntimeError.
 [[noreturn]] void raise_python(std::exception_ptr error, const std::string& label) {
   try {
     std::rethrow_exception(error);
@@ -90,9 +98,9 @@ std::string fix_label(std::string message, const std::string& label) {
         PyErr_SetString(g_interrupted_type.ptr(), e.what());
         throw py::error_already_set();
       } catch (const OutOfMemory&) {
-        py::object oom = py::module_::import("torch").attr("cuda").attr("OutOfMemoryError");
-        PyErr_SetString(oom.ptr(), e.what());
-        throw py::error_already_set();
+        raise_out_of_memory(e.what());
+      } catch (const c10::OutOfMemoryError&) {
+        raise_out_of_memory(e.what());
       } catch (const ValidationError&) {
         throw py::value_error(e.what());
       } catch (...) {
@@ -103,9 +111,9 @@ std::string fix_label(std::string message, const std::string& label) {
     PyErr_SetString(g_interrupted_type.ptr(), (label + ": interrupted").c_str());
     throw py::error_already_set();
   } catch (const OutOfMemory& e) {
-    py::object oom = py::module_::import("torch").attr("cuda").attr("OutOfMemoryError");
-    PyErr_SetString(oom.ptr(), fix_label(e.what(), label).c_str());
-    throw py::error_already_set();
+    raise_out_of_memory(fix_label(e.what(), label));
+  } catch (const c10::OutOfMemoryError& e) {
+    raise_out_of_memory(label + ": out of memory while computing: " + e.what_without_backtrace());
   } catch (const ValidationError& e) {
     throw py::value_error(fix_label(e.what(), label));
   } catch (const std::exception& e) {
@@ -150,9 +158,11 @@ graph::RunContext make_context(Callbacks& callbacks, const std::optional<std::st
 
 nlohmann::json parse_json_arg(const std::string& text, const char* what) {
   if (text.empty()) return nlohmann::json();
-  auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) throw py::value_error(std::string(what) + " is not valid JSON");
-  return parsed;
+  try {
+    return parse_json_bounded(text, what);
+  } catch (const ValidationError& e) {
+    throw py::value_error(e.what());
+  }
 }
 
 // A Python input value as the native Value its schema type asks for.
@@ -394,6 +404,22 @@ py::dict model_folders() {
   return out;
 }
 
+// {class_type: {input: "file" | "file_or_pattern"}} for inputs that name a file (or a glob of
+// files) in the input folder.
+py::dict input_files() {
+  py::dict out;
+  for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
+    py::dict inputs;
+    for (const graph::Input& input : schema->inputs()) {
+      if (input.path_rule() != graph::PathRule::kInputFile) continue;
+      inputs[py::str(input.id())] =
+          input.input_files() == graph::InputFiles::kFileOrPattern ? "file_or_pattern" : "file";
+    }
+    if (!inputs.empty()) out[py::str(schema->name())] = inputs;
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace wan::python
 
@@ -424,6 +450,8 @@ PYBIND11_MODULE(_wan_native, m) {
       "under models_dir (default: the configured one).");
   m.def("model_folders", &model_folders,
         "{class_type: {input: folder}} for inputs that name a file under a models folder.");
+  m.def("input_files", &input_files,
+        "{class_type: {input: 'file' | 'file_or_pattern'}} for inputs naming input-folder files.");
   m.def("configure", &configure, py::arg("models_dir") = py::none(),
         py::arg("output_dir") = py::none(), py::arg("input_dir") = py::none(),
         py::arg("device") = "auto", py::arg("vram") = py::none(), py::arg("reserve") = py::none(),
