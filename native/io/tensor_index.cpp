@@ -6,7 +6,9 @@
 #include <fstream>
 #include <set>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/safetensors.h"
 #include "io/torch_zip.h"
 
@@ -15,11 +17,15 @@ namespace {
 
 enum class Format { kSafetensors, kShardIndex, kTorchZip };
 
+// A *.index.json lists every tensor key once; 64 MiB is far beyond the largest real one.
+constexpr uint64_t kMaxShardIndexBytes = uint64_t(64) << 20;
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 Format detect_format(const std::string& path) {
+  require_regular_file(path, UINT64_MAX);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw LoadError(path + ": cannot open (missing file?)");
   char magic[4] = {};
@@ -33,12 +39,14 @@ Format detect_format(const std::string& path) {
 // The shard files of an index.json, each with the keys it should hold.
 std::map<std::string, std::set<std::string>> read_shard_index(const std::string& path,
                                                               std::map<std::string, std::string>* metadata) {
-  std::ifstream in(path);
+  JsonLimits limits;
+  limits.max_bytes = kMaxShardIndexBytes;
+  limits.max_depth = 8;
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(path + ": shard index is not valid JSON (" + e.what() + ")");
+    json = parse_json_bounded(read_regular_file(path, limits.max_bytes), path + " (shard index)", limits);
+  } catch (const ValidationError& e) {
+    throw LoadError(e.what());
   }
   if (!json.is_object() || !json.contains("weight_map") || !json["weight_map"].is_object())
     throw LoadError(path + ": shard index has no \"weight_map\" object");

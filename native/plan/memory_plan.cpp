@@ -20,6 +20,7 @@
 #include "models/clip/clip_vision.h"
 #include "models/common/attention.h"
 #include "models/dit/wan_dit.h"
+#include "models/common/model_config.h"
 #include "models/dit/wan_dit_config.h"
 #include "models/t5/t5_tokenizer.h"
 #include "models/t5/umt5_encoder.h"
@@ -127,10 +128,7 @@ void count_converted(ModelPlan& model, const std::vector<io::TensorInfo>& file,
 }
 
 int64_t text_len_beside(const std::filesystem::path& path, int64_t fallback) {
-  const auto config = path.parent_path() / (path.stem().string() + "_config.json");
-  if (!std::filesystem::exists(config)) return fallback;
-  const json j = graph::read_json_file(config);
-  return j.is_object() && j.contains("text_len") ? j["text_len"].get<int64_t>() : fallback;
+  return models::text_len_beside(path, fallback);
 }
 
 struct Planner {
@@ -301,7 +299,7 @@ struct Planner {
         meta[info.name] = at::empty(info.shape, at::TensorOptions().device(at::kMeta));
       const auto cfg = path.parent_path() / (path.stem().string() + "_config.json");
       std::string config_json;
-      if (std::filesystem::exists(cfg)) config_json = graph::read_json_file(cfg).dump();
+      if (auto config = models::ModelConfig::read(cfg)) config_json = config->json().dump();
       config = models::ClipVisionConfig::from_weights(
           models::to_official_clip_layout(meta, path.string()), path.string(), config_json);
     }

@@ -13,10 +13,13 @@
 #include <sstream>
 #include <torch/nn.h>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/tensor_index.h"
 #include "models/clip/clip_key_layout.h"
 #include "models/common/attention.h"
+#include "models/common/model_config.h"
 #include "models/common/weights.h"
 
 namespace wan::models {
@@ -55,67 +58,56 @@ const at::Tensor& require(const io::TensorMap& tensors, const std::string& key, 
 // it states against those detected from the weights.
 void apply_config_json(ClipVisionConfig& config, bool has_head, const std::string& text,
                        const std::string& origin) {
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(origin + ": configuration is not valid JSON (" + e.what() + ").");
-  }
-  if (json.contains("vision_config") && json["vision_config"].is_object())
-    json = json["vision_config"];  // a full Hugging Face CLIPConfig
-  if (!json.is_object()) throw LoadError(origin + ": configuration must be a JSON object.");
+  ModelConfig top = ModelConfig::parse(text, origin);
+  // A full Hugging Face CLIPConfig nests the tower's settings.
+  const ModelConfig json = top.has("vision_config") ? *top.object("vision_config") : top;
 
   // Official XLMRobertaCLIP argument name, then the Hugging Face CLIPVisionConfig one.
-  auto find = [&](const char* official, const char* hf) -> const nlohmann::json* {
-    if (json.contains(official)) return &json[official];
-    if (hf && json.contains(hf)) return &json[hf];
-    return nullptr;
+  auto key = [&](const char* official, const char* hf) -> std::string {
+    if (json.has(official) || !hf) return official;
+    return hf;
   };
   auto check_size = [&](const char* official, const char* hf, int64_t detected) {
-    if (const auto* v = find(official, hf); v && v->get<int64_t>() != detected)
-      throw LoadError(origin + ": configuration says " + official + "=" + v->dump() +
-                      " but the weights have " + std::to_string(detected) + ".");
+    if (auto v = json.integer(key(official, hf), 1, kMaxConfigDim); v && *v != detected)
+      throw LoadError(json.origin() + ": configuration says " + official + "=" +
+                      std::to_string(*v) + " but the weights have " + std::to_string(detected) + ".");
   };
-  try {
-    check_size("vision_dim", "hidden_size", config.width());
-    check_size("patch_size", "patch_size", config.patch_size());
-    check_size("image_size", "image_size", config.image_size());
-    check_size("vision_layers", "num_hidden_layers", config.layers());
-    if (has_head) {
-      check_size("embed_dim", "projection_dim", config.embed_dim());
-    } else if (const auto* v = find("embed_dim", "projection_dim")) {
-      config.embed_dim(v->get<int64_t>());
-    }
-    if (const auto* v = find("vision_mlp_ratio", nullptr);
-        v && std::llround(v->get<double>() * config.width()) != config.mlp_width())
-      throw LoadError(origin + ": configuration says vision_mlp_ratio=" + v->dump() +
-                      " but the weights have an MLP of width " +
-                      std::to_string(config.mlp_width()) + ".");
-    if (const auto* v = find("vision_heads", "num_attention_heads")) config.heads(v->get<int64_t>());
-    if (const auto* v = find("norm_eps", "layer_norm_eps")) config.norm_eps(v->get<double>());
-    if (const auto* v = find("activation", "hidden_act")) {
-      const auto name = v->get<std::string>();
-      if (name == "gelu") {
-        config.activation(ClipActivation::kGelu);
-      } else if (name == "quick_gelu") {
-        config.activation(ClipActivation::kQuickGelu);
-      } else {
-        throw LoadError(origin + ": activation '" + name +
-                        "' is not supported; expected gelu or quick_gelu.");
-      }
-    }
-    // Settings that would change the architecture this module implements.
-    if (const auto* v = find("vision_pre_norm", nullptr); v && !v->get<bool>())
-      throw LoadError(origin + ": vision_pre_norm=false is not supported (Wan's tower has it).");
-    if (const auto* v = find("vision_post_norm", nullptr); v && v->get<bool>())
-      throw LoadError(origin + ": vision_post_norm=true (post-norm blocks) is not supported.");
-    if (const auto* v = find("vision_pool", nullptr);
-        v && v->get<std::string>() != "token" && v->get<std::string>() != "token_fc")
-      throw LoadError(origin + ": vision_pool=" + v->dump() +
-                      " is not supported; the tower needs a class token.");
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(origin + ": configuration has a value of the wrong type (" + e.what() + ").");
+  check_size("vision_dim", "hidden_size", config.width());
+  check_size("patch_size", "patch_size", config.patch_size());
+  check_size("image_size", "image_size", config.image_size());
+  check_size("vision_layers", "num_hidden_layers", config.layers());
+  if (has_head) {
+    check_size("embed_dim", "projection_dim", config.embed_dim());
+  } else if (auto v = json.integer(key("embed_dim", "projection_dim"), 1, kMaxConfigDim)) {
+    config.embed_dim(*v);
   }
+  if (auto v = json.number("vision_mlp_ratio", 0.0, 64.0);
+      v && std::llround(*v * config.width()) != config.mlp_width())
+    throw LoadError(json.origin() + ": configuration says vision_mlp_ratio=" +
+                    nlohmann::json(*v).dump() + " but the weights have an MLP of width " +
+                    std::to_string(config.mlp_width()) + ".");
+  if (auto v = json.integer(key("vision_heads", "num_attention_heads"), 1,
+                            std::min(config.width(), kMaxConfigHeads)))
+    config.heads(*v);
+  if (auto v = json.number(key("norm_eps", "layer_norm_eps"), 0.0, 1.0)) config.norm_eps(*v);
+  if (auto name = json.string(key("activation", "hidden_act"))) {
+    if (*name == "gelu") {
+      config.activation(ClipActivation::kGelu);
+    } else if (*name == "quick_gelu") {
+      config.activation(ClipActivation::kQuickGelu);
+    } else {
+      throw LoadError(json.origin() + ": activation '" + printable(*name, 40) +
+                      "' is not supported; expected gelu or quick_gelu.");
+    }
+  }
+  // Settings that would change the architecture this module implements.
+  if (auto v = json.boolean("vision_pre_norm"); v && !*v)
+    throw LoadError(json.origin() + ": vision_pre_norm=false is not supported (Wan's tower has it).");
+  if (auto v = json.boolean("vision_post_norm"); v && *v)
+    throw LoadError(json.origin() + ": vision_post_norm=true (post-norm blocks) is not supported.");
+  if (auto v = json.string("vision_pool"); v && *v != "token" && *v != "token_fc")
+    throw LoadError(json.origin() + ": vision_pool=\"" + printable(*v, 40) +
+                    "\" is not supported; the tower needs a class token.");
 }
 
 }  // namespace
@@ -348,11 +340,7 @@ ClipVision load_clip_vision(const std::string& path, const LoadClipVisionOptions
   // The configuration that supplies the head count, if any (see ClipVisionConfig::from_weights).
   std::string config_json, config_origin = path;
   auto read_file = [](const std::string& file) {
-    std::ifstream in(file);
-    if (!in) throw LoadError(file + ": cannot read the CLIP vision configuration.");
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
+    return io::read_regular_file(file, kMaxConfigFileBytes);
   };
   const fs::path weights(path);
   const auto beside =

@@ -9,8 +9,10 @@
 #include <set>
 #include <sstream>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
 #include "io/tensor_index.h"
+#include "models/common/model_config.h"
 
 namespace wan::models {
 namespace {
@@ -96,70 +98,30 @@ struct ShapeFacts {
   }
 };
 
-// Fields that a JSON configuration may carry beyond the shapes.
-struct JsonFacts {
-  std::string source;
-  nlohmann::json json;
-};
-
-std::optional<JsonFacts> json_from_text(const std::string& text, const std::string& source) {
-  try {
-    auto json = nlohmann::json::parse(text);
-    if (!json.is_object()) throw LoadError(source + ": configuration is not a JSON object");
-    return JsonFacts{source, std::move(json)};
-  } catch (const nlohmann::json::exception& e) {
-    throw LoadError(source + ": configuration is not valid JSON (" + e.what() + ")");
-  }
-}
-
-std::optional<JsonFacts> json_from_file(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return std::nullopt;
-  std::ifstream in(path);
-  if (!in) throw LoadError(path.string() + ": cannot open configuration file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return json_from_text(buffer.str(), path.string());
-}
-
 // Candidate configuration sources in the documented order.
-std::vector<JsonFacts> config_sources(const std::vector<io::TensorInfo>& infos,
-                                      const std::map<std::string, std::string>& metadata) {
-  std::vector<JsonFacts> sources;
+std::vector<ModelConfig> config_sources(const std::vector<io::TensorInfo>& infos,
+                                        const std::map<std::string, std::string>& metadata) {
+  std::vector<ModelConfig> sources;
   auto meta = metadata.find("config");
-  if (meta != metadata.end()) {
-    if (auto json = json_from_text(meta->second, "safetensors metadata 'config'"))
-      sources.push_back(std::move(*json));
-  }
+  if (meta != metadata.end())
+    sources.push_back(ModelConfig::parse(meta->second, "safetensors metadata 'config'"));
   if (!infos.empty() && !infos.front().file.empty()) {
     const fs::path file = infos.front().file;
-    if (auto json = json_from_file(file.parent_path() / "config.json"))
+    if (auto json = ModelConfig::read(file.parent_path() / "config.json"))
       sources.push_back(std::move(*json));
     // Sharded checkpoints name their files "<stem>-0000N-of-0000M"; the index carries the stem.
-    std::string stem = file.stem().string();
-    if (auto json = json_from_file(file.parent_path() / (stem + "_config.json")))
-      sources.push_back(std::move(*json));
+    if (auto json = ModelConfig::read(ModelConfig::beside(file))) sources.push_back(std::move(*json));
   }
   return sources;
 }
 
-template <typename T>
-std::optional<T> json_get(const nlohmann::json& json, const char* key) {
-  auto it = json.find(key);
-  if (it == json.end() || it->is_null()) return std::nullopt;
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    return std::nullopt;
-  }
-}
-
 // A JSON source describing another model than the weights would silently break the run; such a
-// source is skipped (with a warning) and the next one is consulted.
-std::string contradiction(const JsonFacts& source, const WanDitConfig& shapes) {
+// source is skipped (with a warning) and the next one is consulted. A value of the wrong type is
+// not a contradiction but a broken file: ModelConfig throws for it.
+std::string contradiction(const ModelConfig& source, const WanDitConfig& shapes) {
   std::ostringstream why;
   auto check = [&](const char* key, int64_t actual) {
-    if (auto value = json_get<int64_t>(source.json, key); value && *value != actual)
+    if (auto value = source.integer(key, 0, kMaxConfigDim * 16); value && *value != actual)
       why << " " << key << "=" << *value << " (weights: " << actual << ")";
   };
   check("dim", shapes.dim);
@@ -169,9 +131,8 @@ std::string contradiction(const JsonFacts& source, const WanDitConfig& shapes) {
   check("out_dim", shapes.out_dim);
   check("text_dim", shapes.text_dim);
   check("freq_dim", shapes.freq_dim);
-  if (auto type = json_get<std::string>(source.json, "model_type");
-      type && *type != to_string(shapes.variant))
-    why << " model_type=" << *type << " (weights: " << to_string(shapes.variant) << ")";
+  if (auto type = source.string("model_type"); type && *type != to_string(shapes.variant))
+    why << " model_type=" << printable(*type, 40) << " (weights: " << to_string(shapes.variant) << ")";
   return why.str();
 }
 
@@ -251,6 +212,28 @@ void WanDitConfig::validate() const {
   auto fail = [](const std::string& what) { throw ValidationError("WanDitConfig: " + what); };
   if (dim <= 0 || num_heads <= 0 || num_layers <= 0 || ffn_dim <= 0)
     fail("dim, num_heads, num_layers and ffn_dim must be positive");
+  // Sizes past these are no Wan model; refusing them here keeps a hostile header or
+  // configuration from sizing an allocation (text_len 20,000,000 would take the machine).
+  auto bounded = [&](const char* name, int64_t value, int64_t max) {
+    if (value > max)
+      fail(std::string(name) + " " + std::to_string(value) + " is larger than the supported " +
+           std::to_string(max));
+  };
+  bounded("dim", dim, kMaxConfigDim);
+  bounded("ffn_dim", ffn_dim, 16 * kMaxConfigDim);
+  bounded("num_heads", num_heads, kMaxConfigHeads);
+  bounded("num_layers", num_layers, kMaxConfigLayers);
+  bounded("text_len", text_len, kMaxConfigTextLen);
+  bounded("freq_dim", freq_dim, kMaxConfigDim);
+  bounded("in_dim", in_dim, kMaxConfigDim);
+  bounded("out_dim", out_dim, kMaxConfigDim);
+  bounded("text_dim", text_dim, kMaxConfigDim);
+  bounded("img_dim", img_dim, kMaxConfigDim);
+  bounded("vace_in_dim", vace_in_dim, kMaxConfigDim);
+  for (auto p : patch_size) bounded("patch_size entry", p, 64);
+  if (text_len <= 0 || in_dim <= 0 || out_dim <= 0 || text_dim <= 0 || freq_dim <= 0)
+    fail("text_len, in_dim, out_dim, text_dim and freq_dim must be positive");
+  if (!(eps > 0.0 && eps < 1.0)) fail("eps must lie in (0, 1)");
   if (dim % num_heads != 0)
     fail("dim " + std::to_string(dim) + " is not divisible by num_heads " +
          std::to_string(num_heads));
@@ -325,12 +308,12 @@ WanDitConfig WanDitConfig::from_weights(const std::vector<io::TensorInfo>& infos
   }
 
   // Shape-less fields: the first consistent JSON source, else official defaults.
-  std::optional<JsonFacts> chosen;
+  std::optional<ModelConfig> chosen;
   for (auto& source : config_sources(infos, metadata)) {
     const auto why = contradiction(source, c);
     if (!why.empty()) {
       spdlog::warn("LoadDiT: ignoring configuration {} that contradicts the weights:{}",
-                   source.source, why);
+                   source.origin(), why);
       continue;
     }
     chosen = std::move(source);
@@ -338,24 +321,24 @@ WanDitConfig WanDitConfig::from_weights(const std::vector<io::TensorInfo>& infos
   }
   c.num_heads = c.dim % kOfficialHeadDim == 0 ? c.dim / kOfficialHeadDim : 0;
   if (chosen) {
-    const auto& json = chosen->json;
-    if (auto v = json_get<int64_t>(json, "num_heads")) c.num_heads = *v;
-    if (auto v = json_get<int64_t>(json, "text_len")) c.text_len = *v;
-    if (auto v = json_get<double>(json, "eps")) c.eps = *v;
-    if (auto v = json_get<std::vector<int64_t>>(json, "window_size");
+    const ModelConfig& json = *chosen;
+    if (auto v = json.integer("num_heads", 1, std::min(c.dim, kMaxConfigHeads))) c.num_heads = *v;
+    if (auto v = json.integer("text_len", 1, kMaxConfigTextLen)) c.text_len = *v;
+    if (auto v = json.number("eps", 0.0, 1.0)) c.eps = *v;
+    if (auto v = json.integers("window_size", -1, kMaxConfigTextLen * 1024, 2);
         v && !(v->size() == 2 && (*v)[0] == -1 && (*v)[1] == -1))
-      throw LoadError(chosen->source +
+      throw LoadError(chosen->origin() +
                       ": window_size other than [-1, -1] (local attention) is not supported");
     if (c.variant == WanDitVariant::kVace) {
-      if (auto v = json_get<std::vector<int64_t>>(json, "vace_layers")) {
+      if (auto v = json.integers("vace_layers", 0, c.num_layers - 1, size_t(c.num_layers))) {
         if (static_cast<int64_t>(v->size()) != vace_blocks)
-          throw LoadError(chosen->source + ": vace_layers lists " + std::to_string(v->size()) +
+          throw LoadError(chosen->origin() + ": vace_layers lists " + std::to_string(v->size()) +
                           " layers but the weights hold " + std::to_string(vace_blocks) +
                           " vace_blocks");
         c.vace_layers = *v;
       }
     }
-    spdlog::debug("LoadDiT: configuration from {}", chosen->source);
+    spdlog::debug("LoadDiT: configuration from {}", chosen->origin());
   } else if (c.variant == WanDitVariant::kVace && c.num_layers % std::max<int64_t>(vace_blocks, 1)) {
     throw LoadError(facts.origin + ": " + std::to_string(vace_blocks) + " vace_blocks do not evenly "
                     "divide " + std::to_string(c.num_layers) +

@@ -20,6 +20,8 @@ constexpr float kUnkPenalty = 10.0f;
 
 enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
 
+constexpr size_t kMaxPieceBytes = 4096;
+
 class WireReader {
  public:
   WireReader(std::string_view data, const std::string& origin) : data_(data), origin_(origin) {}
@@ -227,6 +229,12 @@ SentencePieceModel SentencePieceModel::from_bytes(std::string_view bytes,
   for (int id = 0; id < model.size(); ++id) {
     const auto& piece = model.pieces_[id];
     if (piece.text.empty()) throw LoadError(origin + ": piece " + std::to_string(id) + " is empty");
+    // Segmentation tries every piece length at every position: a huge piece makes each prompt
+    // cost its length in work. Real vocabularies stay far below this.
+    if (piece.text.size() > kMaxPieceBytes)
+      throw LoadError(origin + ": piece " + std::to_string(id) + " is " +
+                      std::to_string(piece.text.size()) + " bytes long (at most " +
+                      std::to_string(kMaxPieceBytes) + ")");
     if (!model.all_ids_.emplace(piece.text, id).second)
       throw LoadError(origin + ": piece '" + piece.text + "' is defined twice");
     switch (piece.type) {

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "models/t5/t5_text_clean.h"
 
 namespace wan::models {
@@ -37,12 +38,12 @@ T5Tokenizer::T5Tokenizer(SentencePieceModel model, const std::string& origin, in
 T5Tokenizer T5Tokenizer::from_file(const std::string& path, int64_t text_len) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) file = (std::filesystem::path(path) / "spiece.model");
-  std::ifstream stream(file, std::ios::binary);
-  if (!std::filesystem::is_regular_file(file) || !stream)
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec))
     throw LoadError(file + ": tokenizer model not found; pass the spiece.model of umt5-xxl "
                            "(or the directory that holds it)");
-  const std::string bytes((std::istreambuf_iterator<char>(stream)),
-                          std::istreambuf_iterator<char>());
+  // umt5-xxl's spiece.model is 4.5 MB; the bound only keeps a wrong file from being read whole.
+  const std::string bytes = io::read_regular_file(file, uint64_t(256) << 20);
   auto model = SentencePieceModel::from_bytes(bytes, file);
   spdlog::debug("T5Tokenizer: {} ({} pieces)", file, model.size());
   return T5Tokenizer(std::move(model), file, text_len);
