@@ -1,5 +1,6 @@
 #include "io/restricted_unpickler.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -9,6 +10,11 @@ namespace wan::io {
 namespace {
 
 using Kind = PickleValue::Kind;
+
+// A state dict nests a few levels (dict -> tensor args -> size tuple); destroying or walking a
+// value is recursive, so nesting is bounded far below what the stack could take.
+constexpr int32_t kMaxPickleDepth = 256;
+constexpr size_t kMaxTensorRank = 64;
 
 PickleValuePtr make(Kind kind) {
   auto v = std::make_shared<PickleValue>();
@@ -112,6 +118,16 @@ PickleValuePtr RestrictedUnpickler::load() {
     }
     return out;
   };
+  // Every insertion into a tuple, list or dict goes through here.
+  auto adopt = [&](const PickleValuePtr& parent, const PickleValuePtr& child) {
+    if (parent->contained)
+      fail("a list or dict is changed after it was put inside another (refused: could form a cycle)");
+    if (!child || child == parent) fail("a container is put inside itself");
+    child->contained = true;
+    parent->depth = std::max(parent->depth, child->depth + 1);
+    if (parent->depth > kMaxPickleDepth)
+      fail("values nest deeper than " + std::to_string(kMaxPickleDepth) + " levels");
+  };
   auto push_global = [&](const std::string& module, const std::string& name) {
     const std::string full = module + " " + name;
     bool allowed = !storage_dtype(full).empty();
@@ -131,12 +147,16 @@ PickleValuePtr RestrictedUnpickler::load() {
     const auto size = int_tuple(args[2], "tensor size");
     const auto stride = int_tuple(args[3], "tensor stride");
     if (size.size() != stride.size()) fail("tensor size and stride differ in length");
-    // The view must stay inside its storage.
+    if (size.size() > kMaxTensorRank) fail("tensor has more than 64 dimensions");
+    // The view must stay inside its storage; a product or sum that overflows cannot.
     int64_t last = offset;
     bool empty = false;
     for (size_t i = 0; i < size.size(); ++i) {
+      int64_t span = 0;
       if (size[i] == 0) empty = true;
-      else last += (size[i] - 1) * stride[i];
+      else if (__builtin_mul_overflow(size[i] - 1, stride[i], &span) ||
+               __builtin_add_overflow(last, span, &last))
+        fail("tensor size x stride overflows 64 bits");
     }
     if (offset < 0 || (!empty && last >= storage->numel))
       fail("tensor view (offset " + std::to_string(offset) + ") runs past its storage of " +
@@ -208,6 +228,7 @@ PickleValuePtr RestrictedUnpickler::load() {
       case 't': {  // TUPLE
         auto v = make(Kind::kTuple);
         v->items = pop_mark();
+        for (const auto& item : v->items) adopt(v, item);
         stack.push_back(v);
         break;
       }
@@ -216,6 +237,7 @@ PickleValuePtr RestrictedUnpickler::load() {
         const int n = op - 0x84;
         v->items.resize(n);
         for (int i = n - 1; i >= 0; --i) v->items[i] = pop();
+        for (const auto& item : v->items) adopt(v, item);
         stack.push_back(v);
         break;
       }
@@ -276,6 +298,8 @@ PickleValuePtr RestrictedUnpickler::load() {
         auto value = pop();
         auto key = pop();
         if (top()->kind != Kind::kDict) fail("SETITEM on a non-dict");
+        adopt(top(), key);
+        adopt(top(), value);
         top()->entries.emplace_back(key, value);
         break;
       }
@@ -283,19 +307,27 @@ PickleValuePtr RestrictedUnpickler::load() {
         auto items = pop_mark();
         if (items.size() % 2) fail("SETITEMS with an odd number of items");
         if (top()->kind != Kind::kDict) fail("SETITEMS on a non-dict");
-        for (size_t i = 0; i < items.size(); i += 2) top()->entries.emplace_back(items[i], items[i + 1]);
+        for (size_t i = 0; i < items.size(); i += 2) {
+          adopt(top(), items[i]);
+          adopt(top(), items[i + 1]);
+          top()->entries.emplace_back(items[i], items[i + 1]);
+        }
         break;
       }
       case 'a': {  // APPEND
         auto value = pop();
         if (top()->kind != Kind::kList) fail("APPEND on a non-list");
+        adopt(top(), value);
         top()->items.push_back(value);
         break;
       }
       case 'e': {  // APPENDS
         auto items = pop_mark();
         if (top()->kind != Kind::kList) fail("APPENDS on a non-list");
-        for (auto& item : items) top()->items.push_back(item);
+        for (auto& item : items) {
+          adopt(top(), item);
+          top()->items.push_back(item);
+        }
         break;
       }
       default: {

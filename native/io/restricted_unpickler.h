@@ -28,6 +28,10 @@ struct PickleValue {
   at::Tensor tensor;            // kStorage: flat data (undefined in header-only mode); kTensor
   std::vector<int64_t> shape;   // kTensor: shape (also set in header-only mode)
   int64_t numel = 0;            // kStorage: elements
+  // Set by the reader: how deeply containers nest below this value, and whether it has been put
+  // inside a container (after which it may not change: that rules out cycles).
+  int32_t depth = 0;
+  bool contained = false;
 };
 
 class RestrictedUnpickler {

@@ -75,7 +75,13 @@ PickleValuePtr unpickle(const std::string& path, const Checkpoint& ckpt, bool wi
     const std::string record_name = ckpt.prefix + "data/" + key->text;
     const auto& record = ckpt.archive.stored(record_name);
     const auto scalar = dtype_to_scalar_type(dtype);
-    const uint64_t bytes = static_cast<uint64_t>(numel->integer) * c10::elementSize(scalar);
+    // Compared by division: numel x element size could wrap past 2^64 for a forged numel.
+    const uint64_t element = c10::elementSize(scalar);
+    if (static_cast<uint64_t>(numel->integer) > record.size / element)
+      throw LoadError(path + ": storage record '" + record_name + "' holds " +
+                      std::to_string(record.size) + " bytes, fewer than its " +
+                      std::to_string(numel->integer) + " elements need");
+    const uint64_t bytes = static_cast<uint64_t>(numel->integer) * element;
     if (record.size < bytes)
       throw LoadError(path + ": storage record '" + record_name + "' holds " +
                       std::to_string(record.size) + " bytes, its tensors need " + std::to_string(bytes));

@@ -19,7 +19,7 @@ class Cursor {
   Cursor(const MappedFile& file, uint64_t pos) : file_(file), pos_(pos) {}
   void seek(uint64_t pos) { pos_ = pos; }
   uint64_t read(int bytes) {
-    if (pos_ + bytes > file_.size() || pos_ + bytes < pos_)
+    if (pos_ > file_.size() || uint64_t(bytes) > file_.size() - pos_)
       throw LoadError(file_.path() + ": zip structure runs past the end of the file (truncated?)");
     uint64_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | file_.data()[pos_ + i];
@@ -27,7 +27,8 @@ class Cursor {
     return v;
   }
   std::string read_string(uint64_t len) {
-    if (pos_ + len > file_.size()) throw LoadError(file_.path() + ": zip name runs past the end");
+    if (pos_ > file_.size() || len > file_.size() - pos_)
+      throw LoadError(file_.path() + ": zip name runs past the end");
     std::string s(reinterpret_cast<const char*>(file_.data() + pos_), len);
     pos_ += len;
     return s;
