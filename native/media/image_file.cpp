@@ -1,29 +1,21 @@
 #include "media/image_file.h"
 
 extern "C" {
+#include <jpeglib.h>
+#include <png.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
 }
 
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
+#include "io/input_file.h"
 #include "media/embedded_metadata.h"
 #include "media/output_files.h"
-
-// stb_image is private to this file (static symbols) so it cannot clash with other users.
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_NO_STDIO
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <stb/stb_image.h>
-#pragma GCC diagnostic pop
 
 namespace wan::media {
 namespace {
@@ -35,13 +27,79 @@ struct Rgba {
   int orientation = 1;
 };
 
-at::Tensor from_stb(stbi_uc* data, int width, int height, const std::string& origin) {
-  if (!data) throw LoadError(origin + ": cannot decode (" + stbi_failure_reason() + ")");
-  at::Tensor out = at::empty({1, height, width, 4}, at::kByte);
-  std::memcpy(out.data_ptr<uint8_t>(), data, static_cast<size_t>(width) * height * 4);
-  stbi_image_free(data);
-  return out;
+// Called with the size a header declares, before any pixel memory is allocated.
+void check_image_size(uint64_t width, uint64_t height, uint64_t frames, const std::string& origin) {
+  if (width == 0 || height == 0)
+    throw LoadError(origin + ": the image header declares an empty " + std::to_string(width) + "x" +
+                    std::to_string(height) + " image");
+  if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels)
+    throw LoadError(origin + ": " + std::to_string(width) + "x" + std::to_string(height) +
+                    " pixels is more than the " + std::to_string(kMaxImagePixels) +
+                    " accepted (a decompression bomb or an image far larger than any model input)");
+  if (frames > 0 && width * height * frames > kMaxVideoPixels)
+    throw LoadError(origin + ": " + std::to_string(frames) + " frames of " + std::to_string(width) +
+                    "x" + std::to_string(height) + " pixels are more than the " +
+                    std::to_string(kMaxVideoPixels) + " frame pixels accepted");
 }
+
+// ---- PNG (libpng). Its errors longjmp back into the two functions that call setjmp; those hold
+// no C++ object with a destructor, so nothing is skipped.
+
+struct PngSource {
+  const uint8_t* data;
+  size_t size;
+  size_t pos;
+  char error[256];
+};
+
+void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+  auto* src = static_cast<PngSource*>(png_get_io_ptr(png));
+  if (n > src->size - src->pos) png_error(png, "the file is truncated");
+  std::memcpy(out, src->data + src->pos, n);
+  src->pos += n;
+}
+
+void png_on_error(png_structp png, png_const_charp message) {
+  auto* src = static_cast<PngSource*>(png_get_error_ptr(png));
+  std::snprintf(src->error, sizeof src->error, "%s", message);
+  png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp, png_const_charp) {}
+
+// Reads the header and sets the transforms to 8-bit RGBA. False on a libpng error.
+bool png_begin(png_structp png, png_infop info, png_uint_32* width, png_uint_32* height) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_info(png, info);
+  *width = png_get_image_width(png, info);
+  *height = png_get_image_height(png, info);
+  const int color = png_get_color_type(png, info);
+  const int depth = png_get_bit_depth(png, info);
+  if (depth == 16) png_set_strip_16(png);  // the high byte, as PIL's "I;16" -> "RGB" path
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  if (!(color & PNG_COLOR_MASK_ALPHA) && !png_get_valid(png, info, PNG_INFO_tRNS))
+    png_set_add_alpha(png, 0xFF, PNG_FILLER_AFTER);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  return true;
+}
+
+bool png_rows(png_structp png, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_read_image(png, rows);
+  return true;
+}
+
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+struct PngReader {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  ~PngReader() { png_destroy_read_struct(&png, info ? &info : nullptr, nullptr); }
+};
 
 Rgba decode_png(const uint8_t* data, size_t size, const std::string& origin) {
   Rgba out;
@@ -49,16 +107,53 @@ Rgba decode_png(const uint8_t* data, size_t size, const std::string& origin) {
   // tRNS colour key on grey/RGB images does not make PIL (hence ComfyUI) produce a mask.
   uint8_t color_type = 0;
   bool seen_idat = false, palette_trns = false;
+  uint64_t raw_bytes = 0, idat_bytes = 0;
   for (const PngChunk& chunk : png_chunks(data, size, origin)) {
-    if (chunk.type == "IHDR" && chunk.size >= 13) color_type = chunk.data[9];
-    if (chunk.type == "IDAT") seen_idat = true;
+    if (chunk.type == "IHDR" && chunk.size >= 13) {
+      color_type = chunk.data[9];
+      // Refuse a huge image from its IHDR before libpng allocates anything.
+      const uint64_t w = (uint64_t(chunk.data[0]) << 24) | (chunk.data[1] << 16) | (chunk.data[2] << 8) | chunk.data[3];
+      const uint64_t h = (uint64_t(chunk.data[4]) << 24) | (chunk.data[5] << 16) | (chunk.data[6] << 8) | chunk.data[7];
+      check_image_size(w, h, 0, origin);
+      const int channels = color_type == 2 ? 3 : color_type == 4 ? 2 : color_type == 6 ? 4 : 1;
+      raw_bytes = h * (1 + (w * channels * chunk.data[8] + 7) / 8);  // filter byte + row
+    }
+    if (chunk.type == "IDAT") {
+      seen_idat = true;
+      idat_bytes += chunk.size;
+    }
     if (chunk.type == "tRNS" && !seen_idat) palette_trns = color_type == 3;
     if (chunk.type == "eXIf") out.orientation = tiff_orientation(chunk.data, chunk.size);
   }
   out.has_alpha = color_type == 4 || color_type == 6 || palette_trns;
-  int w = 0, h = 0, comp = 0;
-  stbi_uc* px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &comp, 4);
-  out.pixels = from_stb(px, w, h, origin);
+  // Deflate expands at most about 1032:1, so image data too short for the declared size is a
+  // truncated or forged file: refused before the pixels are allocated.
+  if (idat_bytes * kMaxDeflateRatio + 1024 < raw_bytes)
+    throw LoadError(origin + ": " + std::to_string(idat_bytes) + " bytes of PNG image data cannot "
+                    "hold the " + std::to_string(raw_bytes) + " bytes its header declares "
+                    "(truncated or forged file)");
+
+  PngSource src{data, size, 0, {0}};
+  PngReader reader;
+  reader.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+  if (!reader.png) throw LoadError(origin + ": cannot start the PNG decoder");
+  reader.info = png_create_info_struct(reader.png);
+  if (!reader.info) throw LoadError(origin + ": cannot start the PNG decoder");
+  png_set_read_fn(reader.png, &src, png_read_bytes);
+  png_set_user_limits(reader.png, kMaxImageSide, kMaxImageSide);
+  png_set_chunk_malloc_max(reader.png, 64 << 20);  // one ancillary chunk (iCCP, zTXt) at most
+  png_uint_32 width = 0, height = 0;
+  if (!png_begin(reader.png, reader.info, &width, &height))
+    throw LoadError(origin + ": cannot decode the PNG (" + src.error + ")");
+  check_image_size(width, height, 0, origin);
+  if (png_get_rowbytes(reader.png, reader.info) != size_t(width) * 4 ||
+      png_get_channels(reader.png, reader.info) != 4)
+    throw LoadError(origin + ": cannot decode the PNG (unsupported pixel layout)");
+  out.pixels = at::empty({1, int64_t(height), int64_t(width), 4}, at::kByte);
+  std::vector<png_bytep> rows(height);
+  for (png_uint_32 y = 0; y < height; ++y) rows[y] = out.pixels.data_ptr<uint8_t>() + size_t(y) * width * 4;
+  if (!png_rows(reader.png, rows.data()))
+    throw LoadError(origin + ": cannot decode the PNG (" + src.error + ")");
   return out;
 }
 
@@ -77,12 +172,105 @@ int jpeg_orientation(const uint8_t* data, size_t size) {
   return 1;
 }
 
+// ---- JPEG (libjpeg-turbo); the same setjmp discipline as PNG.
+
+// A progressive file of thousands of tiny scans costs minutes of CPU for a few kilobytes.
+constexpr int kMaxJpegScans = 1000;
+
+struct JpegError {
+  jpeg_error_mgr base;
+  jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_on_error(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void jpeg_on_message(j_common_ptr, int) {}  // warnings (corrupt data recovered) stay quiet
+
+void jpeg_on_progress(j_common_ptr cinfo) {
+  auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (d->input_scan_number > kMaxJpegScans) {
+    auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+    std::snprintf(err->message, sizeof err->message, "more than %d scans", kMaxJpegScans);
+    std::longjmp(err->jump, 1);
+  }
+}
+
+bool jpeg_begin(jpeg_decompress_struct* cinfo, JpegError* err, const uint8_t* data, size_t size) {
+  if (setjmp(err->jump)) return false;
+  jpeg_create_decompress(cinfo);
+  jpeg_mem_src(cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(cinfo, TRUE);
+  return true;
+}
+
+bool jpeg_pixels(jpeg_decompress_struct* cinfo, JpegError* err, uint8_t* out, size_t stride) {
+  if (setjmp(err->jump)) return false;
+  const bool cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
+  cinfo->out_color_space = cmyk ? JCS_CMYK : JCS_EXT_RGBA;
+  jpeg_start_decompress(cinfo);
+  while (cinfo->output_scanline < cinfo->output_height) {
+    JSAMPROW row = out + size_t(cinfo->output_scanline) * stride;
+    jpeg_read_scanlines(cinfo, &row, 1);
+  }
+  jpeg_finish_decompress(cinfo);
+  return true;
+}
+
+// PIL's CMYK -> RGB: (255 - C)(255 - K) / 255 with its rounding; Adobe files store CMYK inverted.
+void cmyk_to_rgba(uint8_t* px, size_t count, bool inverted) {
+  auto muldiv255 = [](int a, int b) {
+    const int t = a * b + 128;
+    return uint8_t(((t >> 8) + t) >> 8);
+  };
+  for (size_t i = 0; i < count; ++i, px += 4) {
+    const int c = inverted ? px[0] : 255 - px[0], m = inverted ? px[1] : 255 - px[1];
+    const int y = inverted ? px[2] : 255 - px[2], k = inverted ? px[3] : 255 - px[3];
+    px[0] = muldiv255(c, k), px[1] = muldiv255(m, k), px[2] = muldiv255(y, k), px[3] = 255;
+  }
+}
+
 Rgba decode_jpeg(const uint8_t* data, size_t size, const std::string& origin) {
   Rgba out;
   out.orientation = jpeg_orientation(data, size);
-  int w = 0, h = 0, comp = 0;
-  stbi_uc* px = stbi_load_from_memory(data, static_cast<int>(size), &w, &h, &comp, 4);
-  out.pixels = from_stb(px, w, h, origin);
+  jpeg_decompress_struct cinfo{};
+  JpegError err{};
+  cinfo.err = jpeg_std_error(&err.base);
+  err.base.error_exit = jpeg_on_error;
+  err.base.emit_message = jpeg_on_message;
+  jpeg_progress_mgr progress{};
+  progress.progress_monitor = jpeg_on_progress;
+  struct Destroy {
+    jpeg_decompress_struct* c;
+    ~Destroy() { jpeg_destroy_decompress(c); }
+  } destroy{&cinfo};
+  if (!jpeg_begin(&cinfo, &err, data, size))
+    throw LoadError(origin + ": cannot decode the JPEG (" + err.message + ")");
+  cinfo.progress = &progress;
+  check_image_size(cinfo.image_width, cinfo.image_height, 0, origin);
+  // Huffman coding spends at least one bit on every MCU's first DC coefficient: a file with
+  // fewer bits than MCUs is truncated or forged (141 bytes claiming 9000x12000 pixels, say).
+  if (!cinfo.arith_code && cinfo.max_h_samp_factor > 0 && cinfo.max_v_samp_factor > 0) {
+    const uint64_t mcu_w = 8 * uint64_t(cinfo.max_h_samp_factor);
+    const uint64_t mcu_h = 8 * uint64_t(cinfo.max_v_samp_factor);
+    const uint64_t mcus = ((cinfo.image_width + mcu_w - 1) / mcu_w) * ((cinfo.image_height + mcu_h - 1) / mcu_h);
+    if (uint64_t(size) * 8 < mcus)
+      throw LoadError(origin + ": " + std::to_string(size) + " bytes of JPEG cannot hold the " +
+                      std::to_string(cinfo.image_width) + "x" + std::to_string(cinfo.image_height) +
+                      " image its header declares (truncated or forged file)");
+  }
+  // Working memory beyond the output (progressive coefficients) stays near the image size.
+  cinfo.mem->max_memory_to_use = long(cinfo.image_width) * cinfo.image_height * 16 + (64 << 20);
+  out.pixels = at::empty({1, int64_t(cinfo.image_height), int64_t(cinfo.image_width), 4}, at::kByte);
+  if (!jpeg_pixels(&cinfo, &err, out.pixels.data_ptr<uint8_t>(), size_t(cinfo.image_width) * 4))
+    throw LoadError(origin + ": cannot decode the JPEG (" + err.message + ")");
+  if (cinfo.out_color_space == JCS_CMYK)
+    cmyk_to_rgba(out.pixels.data_ptr<uint8_t>(), size_t(cinfo.image_width) * cinfo.image_height,
+                 cinfo.saw_Adobe_marker);
   return out;
 }
 
@@ -92,8 +280,21 @@ Rgba decode_webp(const uint8_t* data, size_t size, const std::string& origin) {
   if (WebPGetFeatures(data, size, &features) != VP8_STATUS_OK)
     throw LoadError(origin + ": not a valid WebP file (bad header)");
   out.has_alpha = features.has_alpha != 0;
+  check_image_size(uint64_t(features.width), uint64_t(features.height), 0, origin);
   WebPData webp{data, size};
   if (WebPDemuxer* demux = WebPDemux(&webp)) {
+    // An animation is decoded onto its full canvas, once per frame: bound both before decoding.
+    if (features.has_animation) {
+      const uint64_t w = WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH);
+      const uint64_t h = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
+      const uint64_t frames = WebPDemuxGetI(demux, WEBP_FF_FRAME_COUNT);
+      try {
+        check_image_size(w, h, frames, origin);
+      } catch (...) {
+        WebPDemuxDelete(demux);
+        throw;
+      }
+    }
     WebPChunkIterator it;
     if (WebPDemuxGetChunk(demux, "EXIF", 1, &it)) {
       out.orientation = tiff_orientation(it.chunk.bytes, it.chunk.size);
@@ -118,6 +319,12 @@ Rgba decode_webp(const uint8_t* data, size_t size, const std::string& origin) {
   if (!decoder) throw LoadError(origin + ": cannot decode the WebP animation");
   WebPAnimInfo info;
   WebPAnimDecoderGetInfo(decoder, &info);
+  try {
+    check_image_size(info.canvas_width, info.canvas_height, info.frame_count, origin);
+  } catch (...) {
+    WebPAnimDecoderDelete(decoder);
+    throw;
+  }
   std::vector<at::Tensor> frames;
   const size_t frame_bytes = size_t(info.canvas_width) * info.canvas_height * 4;
   while (WebPAnimDecoderHasMoreFrames(decoder)) {
@@ -128,6 +335,7 @@ Rgba decode_webp(const uint8_t* data, size_t size, const std::string& origin) {
       throw LoadError(origin + ": WebP animation frame " + std::to_string(frames.size()) +
                       " cannot be decoded");
     }
+    if (frames.size() >= info.frame_count) break;  // never more than the header announced
     at::Tensor frame = at::empty({int64_t(info.canvas_height), int64_t(info.canvas_width), 4}, at::kByte);
     std::memcpy(frame.data_ptr<uint8_t>(), canvas, frame_bytes);
     frames.push_back(frame);
@@ -179,8 +387,8 @@ LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& or
 }
 
 LoadedImage load_image(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path);
+  const std::string bytes = io::read_regular_file(path, kMaxImageFileBytes);
+  return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
 at::Tensor image_to_mask(const at::Tensor& image, const std::string& channel) {

@@ -13,6 +13,14 @@
 
 namespace wan::media {
 
+// What a decoder accepts, checked from the header before any pixel is decoded. PIL refuses more
+// than 2 x Image.MAX_IMAGE_PIXELS (178,956,970) as a decompression bomb; so does this.
+inline constexpr uint64_t kMaxImagePixels = 178956970;
+inline constexpr uint64_t kMaxImageSide = 65535;
+// Frames x height x width for an animation or a video: 81 frames of 1920x1080 fit, with room.
+inline constexpr uint64_t kMaxVideoPixels = uint64_t(1) << 28;
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t(1) << 30;
+
 struct LoadedImage {
   at::Tensor image;  // float32 [F, H, W, 3]; F > 1 only for animated WebP
   // float32 [F, H, W]: 1 - alpha / 255 when the file has alpha (RGBA, grey+alpha, palette with
@@ -24,7 +32,8 @@ struct LoadedImage {
 
 // Decodes a PNG, JPEG or WebP file like ComfyUI's LoadImage: EXIF orientation applied (JPEG APP1,
 // PNG eXIf, WebP EXIF), greyscale replicated to RGB, 16-bit PNG reduced to its high byte, every
-// frame of an animated WebP (full canvas, as PIL composes it). Throws LoadError naming the file.
+// frame of an animated WebP (full canvas, as PIL composes it). Throws LoadError naming the file
+// for anything but a regular file, a broken file, or a size past the limits above.
 LoadedImage load_image(const std::string& path);
 // Same from memory; `origin` names the source in errors.
 LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& origin);
