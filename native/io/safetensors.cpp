@@ -9,7 +9,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "io/fp8.h"
 #include "io/mapped_file.h"
 
 namespace wan::io {
@@ -146,25 +145,21 @@ TensorMap load_safetensors(const std::string& path, const LoadOptions& options,
     uint8_t* ptr = file->data() + header.data_start + record.begin;
     const auto& dtype = record.info.dtype;
     at::Tensor tensor;
-    if (dtype == "F8_E4M3" || dtype == "F8_E5M2") {
-      tensor = decode_fp8(ptr, record.info.shape,
-                          dtype == "F8_E4M3" ? Fp8Format::kE4M3Fn : Fp8Format::kE5M2,
-                          options.fp8_as);
+    const auto type = dtype_to_scalar_type(dtype);
+    const auto element = static_cast<uintptr_t>(c10::elementSize(type));
+    if (record.end == record.begin) {
+      tensor = at::empty(record.info.shape, at::TensorOptions().dtype(type));
+    } else if (reinterpret_cast<uintptr_t>(ptr) % element == 0) {
+      // The tensor's deleter holds the mapping: it stays alive while any view of it does.
+      tensor = at::from_blob(
+          ptr, record.info.shape, [file](void*) {}, at::TensorOptions().dtype(type));
     } else {
-      const auto type = dtype_to_scalar_type(dtype);
-      const auto element = static_cast<uintptr_t>(c10::elementSize(type));
-      if (record.end == record.begin) {
-        tensor = at::empty(record.info.shape, at::TensorOptions().dtype(type));
-      } else if (reinterpret_cast<uintptr_t>(ptr) % element == 0) {
-        // The tensor's deleter holds the mapping: it stays alive while any view of it does.
-        tensor = at::from_blob(
-            ptr, record.info.shape, [file](void*) {}, at::TensorOptions().dtype(type));
-      } else {
-        // Misaligned data (allowed by the format) cannot be viewed safely: copy this one tensor.
-        tensor = at::empty(record.info.shape, at::TensorOptions().dtype(type));
-        std::memcpy(tensor.data_ptr(), ptr, record.end - record.begin);
-      }
+      // Misaligned data (allowed by the format) cannot be viewed safely: copy this one tensor.
+      tensor = at::empty(record.info.shape, at::TensorOptions().dtype(type));
+      std::memcpy(tensor.data_ptr(), ptr, record.end - record.begin);
     }
+    if (options.fp8_as && (type == at::kFloat8_e4m3fn || type == at::kFloat8_e5m2))
+      tensor = tensor.to(*options.fp8_as);
     tensors.emplace(record.info.name, std::move(tensor));
   }
   return tensors;

@@ -34,7 +34,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t available
 // Reads only the header of a file (names, shapes, dtypes, metadata); never touches tensor data.
 SafetensorsHeader read_safetensors_header(const std::string& path);
 
-// Loads every tensor as a zero-copy view into a shared memory map (fp8 is decoded into a copy).
+// Loads every tensor as a zero-copy view into a shared memory map (fp8 as torch's float8 dtypes).
 TensorMap load_safetensors(const std::string& path, const LoadOptions& options = {},
                            std::map<std::string, std::string>* metadata = nullptr);
 

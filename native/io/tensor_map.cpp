@@ -11,12 +11,12 @@ struct DTypeEntry {
   at::ScalarType type;
 };
 
-// Every dtype the safetensors format defines that LibTorch 1.13 can represent (fp8 decodes).
+// Every dtype of the safetensors format that ATen represents; fp8 is torch's native float8.
 constexpr DTypeEntry kDTypes[] = {
     {"F64", 8, at::kDouble},   {"F32", 4, at::kFloat},    {"F16", 2, at::kHalf},
     {"BF16", 2, at::kBFloat16}, {"I64", 8, at::kLong},     {"I32", 4, at::kInt},
     {"I16", 2, at::kShort},    {"I8", 1, at::kChar},      {"U8", 1, at::kByte},
-    {"BOOL", 1, at::kBool},    {"F8_E4M3", 1, at::kFloat}, {"F8_E5M2", 1, at::kFloat},
+    {"BOOL", 1, at::kBool},    {"F8_E4M3", 1, at::kFloat8_e4m3fn}, {"F8_E5M2", 1, at::kFloat8_e5m2},
 };
 
 const DTypeEntry* find_dtype(const std::string& name) {

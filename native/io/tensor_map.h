@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,16 +29,17 @@ std::string format_shape(at::IntArrayRef shape);
 
 // Size in bytes of one element of a storage dtype ("F32" -> 4); throws LoadError when unknown.
 int64_t dtype_size(const std::string& dtype);
-// The ATen type a storage dtype is read as. fp8 has no ATen type in LibTorch 1.13: it reads as
-// kFloat (dequantized on read).
+// The ATen type a storage dtype is read as ("F8_E4M3" -> kFloat8_e4m3fn).
 at::ScalarType dtype_to_scalar_type(const std::string& dtype);
 // Safetensors spelling of an ATen type ("F32" for kFloat).
 std::string scalar_type_to_dtype(at::ScalarType type);
 
 // Options shared by the readers.
 struct LoadOptions {
-  // Dtype that fp8 tensors are dequantized to (LibTorch 1.13 has no float8).
-  at::ScalarType fp8_as = at::kFloat;
+  // Unset: fp8 tensors keep their float8 dtype (zero-copy, like every other dtype) and become
+  // floats where a model needs them (load_weights, dequantize_scaled_fp8). Set: they are
+  // converted to this dtype on read (a copy).
+  std::optional<at::ScalarType> fp8_as;
 };
 
 }  // namespace wan::io

@@ -8,7 +8,6 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "io/fp8.h"
 #include "io/tensor_index.h"
 #include "test_util.h"
 
@@ -99,30 +98,6 @@ TEST(Safetensors, HeaderOnlyReadsNamesShapesDtypes) {
   EXPECT_EQ(infos[0].dtype, "BF16");
   EXPECT_EQ(infos[0].shape, (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(infos[0].nbytes(), 24);
-}
-
-TEST(Safetensors, DecodesFp8E4M3AndE5M2) {
-  // e4m3fn: 0x38 = 1.0, 0x40 = 2.0, 0xC4 = -3.0, 0x7E = 448 (max), 0x01 = 2^-9 (min subnormal)
-  const std::string data = std::string("\x38\x40\xC4\x7E\x01", 5);
-  // e5m2: 0x3C = 1.0, 0xC0 = -2.0, 0x7B = 57344 (max), 0x7C = inf
-  const std::string data2 = std::string("\x3C\xC0\x7B\x7C", 4);
-  const std::string header = R"({"a":{"dtype":"F8_E4M3","shape":[5],"data_offsets":[0,5]},)"
-                             R"("b":{"dtype":"F8_E5M2","shape":[4],"data_offsets":[5,9]}})";
-  const auto tensors = load_tensors(write_raw("fp8.safetensors", header, data + data2));
-  const auto a = tensors.at("a");
-  EXPECT_EQ(a.scalar_type(), at::kFloat);
-  EXPECT_TRUE(at::equal(a, at::tensor({1.0f, 2.0f, -3.0f, 448.0f, 0.001953125f})));
-  const auto b = tensors.at("b");
-  EXPECT_EQ(b[0].item<float>(), 1.0f);
-  EXPECT_EQ(b[1].item<float>(), -2.0f);
-  EXPECT_EQ(b[2].item<float>(), 57344.0f);
-  EXPECT_TRUE(std::isinf(b[3].item<float>()));
-  EXPECT_TRUE(std::isnan(fp8_to_float(0x7F, Fp8Format::kE4M3Fn)));
-  LoadOptions as_bf16;
-  as_bf16.fp8_as = at::kBFloat16;
-  EXPECT_EQ(load_tensors(write_raw("fp8b.safetensors", header, data + data2), as_bf16)
-                .at("a").scalar_type(),
-            at::kBFloat16);
 }
 
 TEST(Safetensors, ReadsShardedCheckpointsThroughTheIndex) {
