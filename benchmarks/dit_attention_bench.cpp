@@ -2,12 +2,14 @@
 //
 // 1. One self-attention of the 1.3B DiT (dim 1536, 12 heads, head_dim 128) over the tokens of a
 //    480x832, 81-frame video (latent 21x60x104 -> 21x30x52 = 32,760 tokens) through
-//    wan::models::attention, against the score buffer an unchunked softmax(QK^T) would need
-//    (12 x 32760^2 x 4 B = 51.5 GB; never allocated).
+//    wan::models::attention on each requested backend (chunked, sdpa), against the score buffer
+//    an unchunked softmax(QK^T) would need (12 x 32760^2 x 4 B = 51.5 GB; never allocated). With
+//    both backends it prints the max abs difference of their outputs and the time/memory ratios.
 // 2. One forward of a reduced 1.3B DiT (t2v_1_3b with --layers blocks, random weights) at the
-//    same size, float32.
+//    same size, float32, on the last requested backend.
 //
 // Usage: dit_attention_bench [--latent F,H,W] [--layers N] [--chunk Q] [--no-dit] [--bf16]
+//                            [--attention chunked|sdpa|both] [--threads N]
 #include <torch/torch.h>
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "models/common/attention.h"
 #include "models/dit/wan_dit.h"
@@ -54,11 +57,18 @@ Phase begin_phase() {
   return {proc_status_bytes("VmRSS"), Clock::now()};
 }
 
-void end_phase(const char* name, const Phase& phase) {
+struct PhaseResult {
+  double seconds;
+  int64_t peak_delta;  // VmHWM during the phase minus VmRSS before it
+};
+
+PhaseResult end_phase(const std::string& name, const Phase& phase) {
   const double seconds = std::chrono::duration<double>(Clock::now() - phase.start).count();
   const int64_t peak = proc_status_bytes("VmHWM");
-  std::printf("%s: %.1f s, peak RSS %.2f GiB (+%.2f GiB over the %.2f GiB before)\n", name, seconds,
-              gib(peak), gib(peak - phase.rss_before), gib(phase.rss_before));
+  std::printf("%s: %.1f s, peak RSS %.2f GiB (+%.2f GiB over the %.2f GiB before)\n",
+              name.c_str(), seconds, gib(peak), gib(peak - phase.rss_before),
+              gib(phase.rss_before));
+  return {seconds, peak - phase.rss_before};
 }
 
 }  // namespace
@@ -66,6 +76,7 @@ void end_phase(const char* name, const Phase& phase) {
 int main(int argc, char** argv) {
   int64_t frames = 21, height = 60, width = 104, layers = 1, chunk = 0;
   bool run_dit = true, bf16 = false;
+  std::vector<wan::models::AttentionBackend> backends = {wan::models::default_attention_backend()};
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--latent" && i + 1 < argc) {
@@ -78,9 +89,18 @@ int main(int argc, char** argv) {
       run_dit = false;
     } else if (arg == "--bf16") {
       bf16 = true;
+    } else if (arg == "--threads" && i + 1 < argc) {
+      at::set_num_threads(std::atoi(argv[++i]));
+    } else if (arg == "--attention" && i + 1 < argc) {
+      const std::string name = argv[++i];
+      if (name == "both")
+        backends = {wan::models::AttentionBackend::kChunked, wan::models::AttentionBackend::kSdpa};
+      else
+        backends = {wan::models::parse_attention_backend(name)};
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--latent F,H,W] [--layers N] [--chunk Q] [--no-dit] [--bf16]\n",
+                   "usage: %s [--latent F,H,W] [--layers N] [--chunk Q] [--no-dit] [--bf16] "
+                   "[--attention chunked|sdpa|both] [--threads N]\n",
                    argv[0]);
       return 2;
     }
@@ -100,8 +120,8 @@ int main(int argc, char** argv) {
   std::printf("unchunked score buffer [1, %ld, %ld, %ld] fp32: %.1f GB (not allocated)\n", heads,
               tokens, tokens, full_scores / 1e9);
   const int64_t used_chunk = chunk > 0 ? chunk : auto_chunk;
-  std::printf("query chunk %ld (%ld chunks); score+prob buffers per chunk: %.1f MiB\n", used_chunk,
-              (tokens + used_chunk - 1) / used_chunk,
+  std::printf("chunked: query chunk %ld (%ld chunks); score+prob buffers per chunk: %.1f MiB\n",
+              used_chunk, (tokens + used_chunk - 1) / used_chunk,
               2.0 * heads * used_chunk * tokens * 4 / (1 << 20));
 
   {
@@ -109,13 +129,28 @@ int main(int argc, char** argv) {
     auto q = at::randn({1, tokens, heads, head_dim}, gen).to(dtype);
     auto k = at::randn({1, tokens, heads, head_dim}, gen).to(dtype);
     auto v = at::randn({1, tokens, heads, head_dim}, gen).to(dtype);
-    wan::models::AttentionOptions options;
-    options.query_chunk = chunk;
-    const auto phase = begin_phase();
-    auto out = wan::models::attention(q, k, v, options);
-    end_phase("self-attention", phase);
-    std::printf("  output %.1f MiB; checksum %.6f\n", out.numel() * out.element_size() / 1048576.0,
-                out.to(at::kFloat).abs().mean().item<double>());
+    std::vector<at::Tensor> outs;
+    std::vector<PhaseResult> results;
+    for (const auto backend : backends) {
+      wan::models::AttentionOptions options;
+      options.query_chunk = chunk;
+      options.backend = backend;
+      const auto phase = begin_phase();
+      auto out = wan::models::attention(q, k, v, options);
+      results.push_back(end_phase("self-attention " + wan::models::to_string(backend), phase));
+      std::printf("  output %.1f MiB; checksum %.6f\n",
+                  out.numel() * out.element_size() / 1048576.0,
+                  out.to(at::kFloat).abs().mean().item<double>());
+      outs.push_back(std::move(out));
+    }
+    if (outs.size() == 2) {
+      const auto diff = (outs[1].to(at::kFloat) - outs[0].to(at::kFloat)).abs().flatten();
+      const auto at_max = diff.argmax().item<int64_t>();
+      std::printf("sdpa vs chunked: max abs difference %.3g at flat index %ld; time %.2fx, "
+                  "peak %.2fx\n",
+                  diff[at_max].item<double>(), at_max, results[1].seconds / results[0].seconds,
+                  static_cast<double>(results[1].peak_delta) / results[0].peak_delta);
+    }
   }
 
   if (run_dit) {
@@ -124,6 +159,7 @@ int main(int argc, char** argv) {
     for (auto& p : model->parameters()) p.set_requires_grad(false);
     if (bf16) model->to(at::kBFloat16);
     model->set_attention_chunk(chunk);
+    wan::models::set_default_attention_backend(backends.back());
     auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
     const auto x = at::randn({config.in_dim, frames, height, width}, gen);
     const auto context = at::randn({64, config.text_dim}, gen);
@@ -132,7 +168,7 @@ int main(int argc, char** argv) {
                 wan::models::wan_dit_parameter_count(config) / 1e6);
     const auto phase = begin_phase();
     auto out = model->forward({x}, t, {context}, tokens);
-    end_phase("DiT forward", phase);
+    end_phase("DiT forward (" + wan::models::to_string(backends.back()) + " attention)", phase);
     std::printf("  output [%ld, %ld, %ld, %ld]; checksum %.6f\n", out[0].size(0), out[0].size(1),
                 out[0].size(2), out[0].size(3), out[0].abs().mean().item<double>());
   }

@@ -1,5 +1,5 @@
-// wan::models::attention: chunking is exact, k_lens masks keys, bias is added, and the automatic
-// chunk keeps the score buffer bounded.
+// wan::models::attention, on both backends: chunking is exact, k_lens masks keys, bias is added,
+// the two backends agree, and the automatic chunk keeps the chunked score buffer bounded.
 #include "models/common/attention.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "test_util.h"
 
 namespace wan::models {
@@ -34,23 +35,37 @@ Qkv random_qkv(int64_t b, int64_t lq, int64_t lk, int64_t h, int64_t d, uint64_t
           at::randn({b, lk, h, d}, gen)};
 }
 
-TEST(Attention, ChunkedEqualsUnchunkedWithin1e6) {
+// Every behaviour test runs once per backend.
+class AttentionOnBackend : public ::testing::TestWithParam<AttentionBackend> {
+ protected:
+  AttentionOptions options() const {
+    AttentionOptions options;
+    options.backend = GetParam();
+    return options;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, AttentionOnBackend,
+                         ::testing::Values(AttentionBackend::kChunked, AttentionBackend::kSdpa),
+                         [](const auto& info) { return to_string(info.param); });
+
+TEST_P(AttentionOnBackend, ChunkedEqualsUnchunkedWithin1e6) {
   const auto [q, k, v] = random_qkv(2, 37, 29, 3, 16, 1);
-  AttentionOptions whole;
+  auto whole = options();
   whole.query_chunk = 37;
   const auto full = attention(q, k, v, whole);
   EXPECT_ALLCLOSE(full, reference_attention(q, k, v, 1.0 / 4.0), 1e-5);
   for (int64_t chunk : {1, 2, 5, 16, 36, 64}) {
     SCOPED_TRACE("chunk " + std::to_string(chunk));
-    AttentionOptions options;
-    options.query_chunk = chunk;
-    EXPECT_ALLCLOSE(attention(q, k, v, options), full, 1e-6);
+    auto chunked = options();
+    chunked.query_chunk = chunk;
+    EXPECT_ALLCLOSE(attention(q, k, v, chunked), full, 1e-6);
   }
 }
 
-TEST(Attention, KLensIgnoresKeysPastEachSampleLength) {
+TEST_P(AttentionOnBackend, KLensIgnoresKeysPastEachSampleLength) {
   const auto [q, k, v] = random_qkv(2, 11, 13, 2, 8, 2);
-  AttentionOptions options;
+  auto options = this->options();
   options.k_lens = at::tensor(std::vector<int64_t>{13, 6});
   options.query_chunk = 4;
   const auto got = attention(q, k, v, options);
@@ -70,12 +85,21 @@ TEST(Attention, KLensIgnoresKeysPastEachSampleLength) {
   EXPECT_ALLCLOSE(attention(q, k2, v2, options), got, 0.0);
 }
 
-TEST(Attention, AddsBiasPerChunk) {
+TEST_P(AttentionOnBackend, KLensOfOneSampleEqualsTheSlicedKeys) {
+  const auto [q, k, v] = random_qkv(1, 10, 12, 2, 8, 6);
+  auto options = this->options();
+  options.k_lens = at::tensor(std::vector<int64_t>{5});
+  EXPECT_ALLCLOSE(attention(q, k, v, options),
+                  reference_attention(q, k.narrow(1, 0, 5), v.narrow(1, 0, 5), 1.0 / std::sqrt(8.0)),
+                  1e-5);
+}
+
+TEST_P(AttentionOnBackend, AddsBiasPerChunk) {
   const auto [q, k, v] = random_qkv(1, 9, 7, 2, 4, 3);
   const auto bias = at::randn({1, 2, 9, 7}, at::make_generator<at::CPUGeneratorImpl>(4));
   for (int64_t chunk : {1, 4, 9}) {
     SCOPED_TRACE("chunk " + std::to_string(chunk));
-    AttentionOptions options;
+    auto options = this->options();
     options.scale = 1.0;  // T5 style: no scaling
     options.bias = bias;
     options.query_chunk = chunk;
@@ -83,10 +107,64 @@ TEST(Attention, AddsBiasPerChunk) {
   }
   // A bias broadcast over queries ([.., 1, Lk]) is added to every chunk.
   const auto row_bias = at::randn({1, 2, 1, 7}, at::make_generator<at::CPUGeneratorImpl>(5));
-  AttentionOptions options;
+  auto options = this->options();
   options.bias = row_bias;
   options.query_chunk = 2;
   EXPECT_ALLCLOSE(attention(q, k, v, options), reference_attention(q, k, v, 0.5, row_bias), 1e-5);
+}
+
+// The bias and the k_lens mask of a batch together (T5 with padded prompts).
+TEST_P(AttentionOnBackend, AddsBiasAndKLensMaskTogether) {
+  const auto [q, k, v] = random_qkv(2, 6, 6, 2, 4, 7);
+  const auto bias = at::randn({1, 2, 6, 6}, at::make_generator<at::CPUGeneratorImpl>(8));
+  auto options = this->options();
+  options.scale = 1.0;
+  options.bias = bias;
+  options.k_lens = at::tensor(std::vector<int64_t>{6, 3});
+  const auto got = attention(q, k, v, options);
+  EXPECT_ALLCLOSE(got.narrow(0, 0, 1),
+                  reference_attention(q.narrow(0, 0, 1), k.narrow(0, 0, 1), v.narrow(0, 0, 1), 1.0,
+                                      bias),
+                  1e-5);
+  EXPECT_ALLCLOSE(got.narrow(0, 1, 1),
+                  reference_attention(q.narrow(0, 1, 1), k.narrow(0, 1, 1).narrow(1, 0, 3),
+                                      v.narrow(0, 1, 1).narrow(1, 0, 3), 1.0,
+                                      bias.narrow(-1, 0, 3)),
+                  1e-5);
+}
+
+// The fused kernel against the chunked one at a DiT-like head size, float32 and bfloat16, both
+// measured against float64. bf16: the chunked path rounds the probabilities to bf16 before the
+// second matmul, the fused kernel keeps them in float32, so it is the closer of the two.
+TEST(Attention, SdpaMatchesChunkedAndFloat64) {
+  const auto [q, k, v] = random_qkv(1, 300, 300, 4, 128, 9);
+  AttentionOptions chunked, sdpa;
+  chunked.backend = AttentionBackend::kChunked;
+  sdpa.backend = AttentionBackend::kSdpa;
+  const auto reference = reference_attention(q.to(at::kDouble), k.to(at::kDouble),
+                                             v.to(at::kDouble), 1.0 / std::sqrt(128.0));
+  const auto fused = attention(q, k, v, sdpa);
+  // Measured 6.9e-7 and 7.4e-7 (300 keys); 2e-6 leaves room for other SIMD widths.
+  EXPECT_ALLCLOSE(fused, attention(q, k, v, chunked), 2e-6);
+  EXPECT_ALLCLOSE(fused.to(at::kDouble), reference, 2e-6);
+
+  const auto qb = q.to(at::kBFloat16), kb = k.to(at::kBFloat16), vb = v.to(at::kBFloat16);
+  const auto reference_bf16 = reference_attention(qb.to(at::kDouble), kb.to(at::kDouble),
+                                                  vb.to(at::kDouble), 1.0 / std::sqrt(128.0));
+  const auto fused_bf16 = attention(qb, kb, vb, sdpa);
+  EXPECT_EQ(fused_bf16.scalar_type(), at::kBFloat16);
+  EXPECT_ALLCLOSE(fused_bf16.to(at::kDouble), reference_bf16, 4e-3);  // bf16 output rounding
+  EXPECT_ALLCLOSE(attention(qb, kb, vb, chunked).to(at::kDouble), reference_bf16, 2e-2);
+}
+
+TEST(Attention, BackendNamesRoundTripAndTheDefaultCanBeChanged) {
+  EXPECT_EQ(parse_attention_backend("sdpa"), AttentionBackend::kSdpa);
+  EXPECT_EQ(parse_attention_backend("chunked"), AttentionBackend::kChunked);
+  EXPECT_THROW(parse_attention_backend("flash"), Error);
+  const auto before = default_attention_backend();
+  set_default_attention_backend(AttentionBackend::kChunked);
+  EXPECT_EQ(default_attention_backend(), AttentionBackend::kChunked);
+  set_default_attention_backend(before);
 }
 
 TEST(Attention, QueryChunkKeepsScoreBufferBounded) {
