@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/path_rules.h"
 #include "graph/workflow_json.h"
 
 namespace wan::graph {
@@ -35,6 +36,32 @@ std::string node_label(const std::string& id, const json& entry) {
   const json& class_type = entry["class_type"];
   return (class_type.is_string() ? class_type.get<std::string>() : std::string("?")) + " (node " +
          id + ")";
+}
+
+// A received_value for extra_info: the value itself when small and shallow (invalid UTF-8
+// replaced, so the report always serialises), else its brief text.
+json received_json(const json& value) {
+  constexpr int kMaxDepth = 4;
+  constexpr size_t kMaxChars = 1000;
+  if (json_depth(value, kMaxDepth) > kMaxDepth) return brief_json(value);
+  const std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > kMaxChars) return brief_json(value);
+  return json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+// The nearest values that satisfy value % step == offset, value >= 1, for a message.
+std::string nearest_valid(int64_t value, int64_t step, int64_t offset) {
+  const int64_t first = offset == 0 ? step : offset;
+  if (value < first) return std::to_string(first);
+  const int64_t below = (value - offset) / step * step + offset;
+  std::string text = below >= first ? std::to_string(below) + " or " : "";
+  if (below <= std::numeric_limits<int64_t>::max() - step) text += std::to_string(below + step);
+  return text;
+}
+
+std::string rule_text(int64_t step, int64_t offset) {
+  if (offset == 0) return "a positive multiple of " + std::to_string(step);
+  return std::to_string(step) + "k+" + std::to_string(offset);
 }
 
 json number_json(const Value& value) {
@@ -105,6 +132,14 @@ class PromptValidator {
         continue;
       }
       const std::string class_type = node["class_type"].get<std::string>();
+      if (json_depth(node, kMaxNodeDepth) > kMaxNodeDepth) {
+        add(id, make_error("invalid_prompt",
+                           "The node nests deeper than " + std::to_string(kMaxNodeDepth) +
+                               " levels (in its inputs, _meta or another field); a prompt node "
+                               "holds scalars and links",
+                           "Node ID '#" + id + "'"));
+        continue;
+      }
       const NodeSchema* schema = registry_.find(class_type);
       if (!schema) {
         std::string title = node_title(node);
@@ -169,8 +204,10 @@ class PromptValidator {
         add(id, make_error(
                     "invalid_input_type", "Input needs a link from another node",
                     name + ": a " + input->type() + " input takes [node_id, output_index], not " +
-                        value.dump(),
-                    {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
+                        brief_json(value),
+                    {{"input_name", name},
+                     {"input_config", config()},
+                     {"received_value", received_json(value)}}));
         continue;
       }
       Value converted;
@@ -179,13 +216,14 @@ class PromptValidator {
       } catch (const ValidationError& e) {
         add(id, make_error("invalid_input_type",
                            "Failed to convert an input value to a " + input->type() + " value",
-                           name + ", " + value.dump() + ", " + e.what(),
+                           name + ", " + brief_json(value) + ", " + e.what(),
                            {{"input_name", name},
                             {"input_config", config()},
-                            {"received_value", value},
+                            {"received_value", received_json(value)},
                             {"exception_message", e.what()}}));
         continue;
       }
+      if (!check_rules(id, *input, converted, value)) continue;
       if (input->type() == kInt || input->type() == kFloat) {
         const json number = number_json(converted);
         const json& min = input->min_value();
@@ -195,7 +233,7 @@ class PromptValidator {
               make_error(
                   "value_smaller_than_min",
                   "Value " + number.dump() + " smaller than min of " + min.dump(), name,
-                  {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
+                  {{"input_name", name}, {"input_config", config()}, {"received_value", received_json(value)}}));
           continue;
         }
         if (max.is_number() && as_long_double(number) > as_long_double(max)) {
@@ -203,11 +241,11 @@ class PromptValidator {
               make_error(
                   "value_bigger_than_max",
                   "Value " + number.dump() + " bigger than max of " + max.dump(), name,
-                  {{"input_name", name}, {"input_config", config()}, {"received_value", value}}));
+                  {{"input_name", name}, {"input_config", config()}, {"received_value", received_json(value)}}));
           continue;
         }
       }
-      if (input->is_combo()) {
+      if (input->is_combo() && input->upload_kind().empty()) {  // uploads: input_file() checks them
         const auto options = input->combo_options(options_.models_dir);
         const std::string& text = converted.as_string();
         if (std::find(options.begin(), options.end(), text) == options.end()) {
@@ -222,7 +260,7 @@ class PromptValidator {
                              name + ": '" + text + "' not in " + list,
                              {{"input_name", name},
                               {"input_config", long_list ? json(nullptr) : config()},
-                              {"received_value", value}}));
+                              {"received_value", received_json(value)}}));
         }
       }
     }
@@ -234,11 +272,83 @@ class PromptValidator {
     }
   }
 
+  // The rules `input` declares (node_schema.h), on a literal that converted. False when one
+  // failed (the error is recorded and the remaining checks of this input are skipped).
+  bool check_rules(const std::string& id, const Input& input, const Value& converted,
+                   const json& value) {
+    const std::string& name = input.id();
+    auto fail = [&](const std::string& type, const std::string& message, std::string details) {
+      add(id, make_error(type, message, name + ": " + details,
+                         {{"input_name", name},
+                          {"input_config", input.is_combo() ? json(nullptr)
+                                                            : input.object_info(options_.models_dir)},
+                          {"received_value", received_json(value)}}));
+      return false;
+    };
+    if (converted.kind() == Value::Kind::kString) {
+      const std::string& text = converted.as_string();
+      if (text.find('\0') != std::string::npos)
+        return fail("invalid_input_type", "Value holds a NUL byte",
+                    brief_json(value) + " holds a NUL byte, which would cut the text short");
+      if (!is_valid_utf8(text))
+        return fail("invalid_input_type", "Value is not valid UTF-8",
+                    brief_json(value) + " is not valid UTF-8 text");
+    }
+    const int64_t step = input.multiple_of_step();
+    if (step > 0 && converted.kind() == Value::Kind::kInt) {
+      const int64_t v = converted.as_int();
+      const int64_t offset = input.multiple_of_offset();
+      if (v < 1 || v % step != offset)
+        return fail("custom_validation_failed", "Value breaks the node's size rule",
+                    std::to_string(v) + " is not " + rule_text(step, offset) + "; use " +
+                        nearest_valid(v, step, offset));
+    }
+    if (converted.kind() != Value::Kind::kString) return true;
+    const std::string& text = converted.as_string();
+    try {
+      switch (input.path_rule()) {
+        case PathRule::kNone:
+          break;
+        case PathRule::kOutputPrefix: {
+          const OutputPrefix prefix = parse_output_prefix(text);
+          if (!options_.output_dir.empty()) {
+            const auto folder = prefix.subfolder.empty() ? options_.output_dir
+                                                         : options_.output_dir / prefix.subfolder;
+            const std::string why = folder_unwritable_reason(folder);
+            if (!why.empty())
+              throw ValidationError("the output folder " + brief_json(folder.string()) +
+                                    " cannot receive files: " + why);
+          }
+          break;
+        }
+        case PathRule::kInputFile: {
+          const AnnotatedName file = parse_annotated_name(text);
+          const auto base = file.folder == AnnotatedFolder::kOutput ? options_.output_dir
+                            : file.folder == AnnotatedFolder::kTemp ? options_.output_dir / "temp"
+                                                                    : options_.input_dir;
+          check_input_file(base, file.name, input.input_files() == InputFiles::kFileOrPattern);
+          break;
+        }
+        case PathRule::kModelFile: {
+          const auto& exempt = input.no_file_values();
+          if (std::find(exempt.begin(), exempt.end(), text) != exempt.end()) break;
+          if (options_.models_dir.empty()) break;  // nothing to resolve against
+          resolve_model_file(options_.models_dir, input.model_folder_name(), text,
+                             input.allows_folder());
+          break;
+        }
+      }
+    } catch (const ValidationError& e) {
+      return fail("custom_validation_failed", "Value names a path the node cannot use", e.what());
+    }
+    return true;
+  }
+
   void check_link(const std::string& id, const Input& input, const json& value) {
     const std::string& name = input.id();
     std::string up;
     int64_t index = 0;
-    json extra = {{"input_name", name}, {"received_value", value}};
+    json extra = {{"input_name", name}, {"received_value", received_json(value)}};
     if (!parse_link(value, &up, &index)) {
       add(id, make_error("bad_linked_input",
                          "Bad linked input, must be a length-2 list of [node_id, slot_index]", name,
@@ -269,53 +379,89 @@ class PromptValidator {
                          {{"input_name", name},
                           {"input_config", input.object_info(options_.models_dir)},
                           {"received_type", received},
-                          {"linked_node", value}}));
+                          {"linked_node", received_json(value)}}));
     }
   }
 
-  // Every node on a cycle gets one error that spells the cycle out.
+  // Every node on a cycle gets one error that spells the cycle out. Iterative depth-first
+  // search, so a long chain cannot overflow the call stack.
   void check_cycles(const std::set<std::string>& needed) {
     std::map<std::string, int> state;  // 0 new, 1 on the path, 2 done
-    std::vector<std::string> path;
     std::set<std::string> reported;
-    std::function<void(const std::string&)> visit = [&](const std::string& id) {
-      state[id] = 1;
-      path.push_back(id);
-      for (const auto& up : upstream_ids(id)) {
+    struct Frame {
+      std::string id;
+      std::vector<std::string> ups;
+      size_t next = 0;
+    };
+    for (const auto& root : ids_) {
+      if (!needed.count(root) || state[root] != 0) continue;
+      std::vector<Frame> path;
+      state[root] = 1;
+      path.push_back({root, upstream_ids(root), 0});
+      while (!path.empty()) {
+        Frame& top = path.back();
+        if (top.next == top.ups.size()) {
+          state[top.id] = 2;
+          path.pop_back();
+          continue;
+        }
+        const std::string up = top.ups[top.next++];
         if (state[up] == 1) {
-          auto start = std::find(path.begin(), path.end(), up);
-          std::vector<std::string> cycle(start, path.end());
+          auto start = std::find_if(path.begin(), path.end(),
+                                    [&](const Frame& frame) { return frame.id == up; });
+          std::vector<std::string> cycle;
+          for (auto it = start; it != path.end(); ++it) cycle.push_back(it->id);
           std::string text;
           for (const auto& node : cycle) text += node + " -> ";
           text += up;
           for (const auto& node : cycle) {
             if (!reported.insert(node).second) continue;
-            add(node, make_error("dependency_cycle", "Dependency cycle detected", text,
-                                 {{"cycle", cycle}}));
+            add(node, make_error("dependency_cycle", "Dependency cycle detected", brief(text),
+                                 {{"cycle", cycle.size() <= 100 ? json(cycle) : json(brief(text))}}));
           }
         } else if (state[up] == 0) {
-          visit(up);
+          state[up] = 1;
+          path.push_back({up, upstream_ids(up), 0});
         }
       }
-      path.pop_back();
-      state[id] = 2;
-    };
-    for (const auto& id : ids_) {
-      if (needed.count(id) && state[id] == 0) visit(id);
     }
   }
 
-  // A node is clean when it and everything upstream passed the checks so far.
-  bool is_clean(const std::string& id, std::map<std::string, bool>& memo) const {
-    auto it = memo.find(id);
-    if (it != memo.end()) return it->second;
-    bool clean = schemas_.count(id) && !errors_.count(id);
-    memo[id] = clean;  // cycle nodes carry errors, so this never recurses into a loop
-    if (clean) {
-      for (const auto& up : upstream_ids(id)) clean = clean && is_clean(up, memo);
+  static std::string brief(const std::string& text) {
+    constexpr size_t kMaxChars = 1000;
+    return text.size() <= kMaxChars ? text : text.substr(0, kMaxChars) + "...";
+  }
+
+  // A node is clean when it and everything upstream passed the checks so far. Cycle nodes carry
+  // errors, so the walk never loops; it is iterative so long chains cannot overflow the stack.
+  bool is_clean(const std::string& root, std::map<std::string, bool>& memo) const {
+    if (auto it = memo.find(root); it != memo.end()) return it->second;
+    std::vector<std::pair<std::string, bool>> stack = {{root, false}};  // (id, ups pushed)
+    while (!stack.empty()) {
+      auto [id, expanded] = stack.back();
+      if (memo.count(id)) {
+        stack.pop_back();
+        continue;
+      }
+      const bool own = schemas_.count(id) && !errors_.count(id);
+      if (!own) {
+        memo[id] = false;
+        stack.pop_back();
+        continue;
+      }
+      const auto ups = upstream_ids(id);
+      if (!expanded) {
+        stack.back().second = true;
+        for (const auto& up : ups)
+          if (!memo.count(up)) stack.push_back({up, false});
+        continue;
+      }
+      bool clean = true;
+      for (const auto& up : ups) clean = clean && memo.count(up) && memo.at(up);
       memo[id] = clean;
+      stack.pop_back();
     }
-    return clean;
+    return memo.at(root);
   }
 
   void run_custom_validation(const std::set<std::string>& needed) {
@@ -413,7 +559,7 @@ Value literal_value(const json& literal, const Input& input) {
   if (type == kInt) {
     if (literal.is_number_unsigned()) {
       if (literal.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        throw ValidationError(literal.dump() + " does not fit a 64-bit signed integer");
+        throw ValidationError(brief_json(literal) + " does not fit a 64-bit signed integer");
       }
       return static_cast<int64_t>(literal.get<uint64_t>());
     }
@@ -425,18 +571,47 @@ Value literal_value(const json& literal, const Input& input) {
         return static_cast<int64_t>(v);
       }
     }
-    throw ValidationError("expected an integer, got " + literal.dump());
+    throw ValidationError("expected an integer, got " + brief_json(literal));
   }
   if (type == kFloat) {
     if (literal.is_number()) return literal.get<double>();
-    throw ValidationError("expected a number, got " + literal.dump());
+    throw ValidationError("expected a number, got " + brief_json(literal));
   }
   if (type == kBoolean) {
     if (literal.is_boolean()) return literal.get<bool>();
-    throw ValidationError("expected true or false, got " + literal.dump());
+    throw ValidationError("expected true or false, got " + brief_json(literal));
   }
   if (literal.is_string()) return literal.get<std::string>();  // STRING, COMBO
-  throw ValidationError("expected a string, got " + literal.dump());
+  throw ValidationError("expected a string, got " + brief_json(literal));
+}
+
+int json_depth(const json& value, int limit) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> stack = {{&value, 0}};
+  while (!stack.empty()) {
+    const auto [node, depth] = stack.back();
+    stack.pop_back();
+    if (!node->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    if (deepest > limit) return deepest;
+    for (const auto& child : *node) stack.push_back({&child, depth + 1});
+  }
+  return deepest;
+}
+
+std::string brief_json(const json& value, size_t max_chars) {
+  constexpr int kMaxDepth = 16;
+  const int depth = json_depth(value, kMaxDepth);
+  if (depth > kMaxDepth)
+    return std::string(value.is_array() ? "[...]" : "{...}") + " (nested deeper than " +
+           std::to_string(kMaxDepth) + " levels)";
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (text.size() > max_chars) {
+    size_t cut = max_chars;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // whole chars
+    text = text.substr(0, cut) + "... (" + std::to_string(text.size()) + " chars)";
+  }
+  return text;
 }
 
 Values literal_values(const json& node_inputs, const NodeSchema& schema) {

@@ -69,34 +69,42 @@ void append_escaped(std::string& out, const std::string& text) {
   out += '"';
 }
 
-void dump(std::string& out, const nlohmann::ordered_json& v) {
-  using Type = nlohmann::ordered_json::value_t;
+// Recursive, but never deeper than kMaxMetadataDepth: the validator refuses deeper prompt nodes
+// before anything runs, and this guard turns anything else into an error instead of a crash.
+template <typename Json>
+void dump(std::string& out, const Json& v, int depth) {
+  using Type = typename Json::value_t;
+  if (depth > kMaxMetadataDepth)
+    throw Error("output metadata nests deeper than " + std::to_string(kMaxMetadataDepth) +
+                " levels; it cannot be embedded");
   switch (v.type()) {
     case Type::object: {
       out += '{';
       bool first = true;
-      for (const auto& [key, item] : v.items()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
         if (!first) out += ", ";
         first = false;
-        append_escaped(out, key);
+        append_escaped(out, it.key());
         out += ": ";
-        dump(out, item);
+        dump(out, it.value(), depth + 1);
       }
       out += '}';
       break;
     }
     case Type::array: {
       out += '[';
-      for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += ", ";
-        dump(out, v[i]);
+      bool first = true;
+      for (const auto& item : v) {
+        if (!first) out += ", ";
+        first = false;
+        dump(out, item, depth + 1);
       }
       out += ']';
       break;
     }
-    case Type::string: append_escaped(out, v.get_ref<const std::string&>()); break;
+    case Type::string: append_escaped(out, v.template get_ref<const std::string&>()); break;
     case Type::number_float: {
-      double d = v.get<double>();
+      double d = v.template get<double>();
       // json.dumps spells non-finite floats the JavaScript way (allow_nan=True).
       if (std::isnan(d)) out += "NaN";
       else if (std::isinf(d)) out += d > 0 ? "Infinity" : "-Infinity";
@@ -232,7 +240,13 @@ std::optional<std::string> OutputMetadata::find(const std::string& key) const {
 
 std::string comfy_json_dumps(const nlohmann::ordered_json& value) {
   std::string out;
-  dump(out, value);
+  dump(out, value, 0);
+  return out;
+}
+
+std::string comfy_json_dumps_sorted(const nlohmann::json& value) {
+  std::string out;
+  dump(out, value, 0);
   return out;
 }
 

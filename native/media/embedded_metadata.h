@@ -30,9 +30,16 @@ struct OutputMetadata {
   std::optional<std::string> find(const std::string& key) const;
 };
 
+// Deepest nesting comfy_json_dumps writes; deeper throws Error (never a stack overflow).
+inline constexpr int kMaxMetadataDepth = 256;
+
 // Python's json.dumps(value) with its defaults (separators ", " and ": ", ensure_ascii, key order
-// kept), so embedded text is byte-identical to what ComfyUI writes for the same object.
+// kept), so embedded text is byte-identical to what ComfyUI writes for the same object. Linear
+// in the size of the value.
 std::string comfy_json_dumps(const nlohmann::ordered_json& value);
+// The same for a nlohmann::json, keys sorted (that type's order). Use it rather than converting
+// to ordered_json: that conversion inserts keys in quadratic time (minutes for 400k nodes).
+std::string comfy_json_dumps_sorted(const nlohmann::json& value);
 
 // Reads the metadata back from a PNG (tEXt/iTXt/zTXt-less: tEXt only), WebP (EXIF chunk) or MP4
 // (container tags) written by ComfyUI or by this library. Keys other than "prompt" become extras

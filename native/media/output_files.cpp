@@ -13,7 +13,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/path_rules.h"
 
 namespace wan::media {
 namespace fs = std::filesystem;
@@ -59,21 +61,6 @@ int64_t entry_counter(const std::string& entry, const std::string& name) {
   return std::stoll(digits);
 }
 
-std::string temp_sibling(const std::string& folder, const std::string& base) {
-  static std::atomic<uint64_t> sequence{0};
-  // A leading dot keeps the temporary out of every prefix's counter scan.
-  return (fs::path(folder) / ("." + base + ".partial-" + std::to_string(::getpid()) + "-" +
-                              std::to_string(sequence++)))
-      .string();
-}
-
-void remove_quietly(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(path, ec))) return;  // the writer never created it
-  fs::remove_all(path, ec);
-  if (ec) spdlog::warn("could not remove temporary output {}: {}", path, ec.message());
-}
-
 // rename(2) that fails with EEXIST instead of replacing `to`. Falls back to link+unlink (files)
 // or check-then-rename (folders) on filesystems without RENAME_NOREPLACE.
 bool rename_no_replace(const std::string& from, const std::string& to, int* error) {
@@ -110,37 +97,11 @@ bool rename_no_replace(const std::string& from, const std::string& to, int* erro
 
 OutputTarget resolve_output_target(const std::string& output_dir, const std::string& prefix,
                                    int64_t width, int64_t height) {
-  if (prefix.empty())
-    throw ValidationError("filename_prefix is empty; give a name such as \"wan\" or \"videos/wan\".");
-  std::string expanded = substitute_vars(prefix, width, height);
-  if (expanded.front() == '/')
-    throw ValidationError("filename_prefix '" + prefix +
-                          "' is an absolute path; outputs must stay inside the output folder, so "
-                          "give a relative prefix such as \"videos/wan\".");
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (start <= expanded.size()) {
-    size_t end = expanded.find('/', start);
-    if (end == std::string::npos) end = expanded.size();
-    std::string part = expanded.substr(start, end - start);
-    if (part == "..") {
-      if (parts.empty())
-        throw ValidationError("filename_prefix '" + prefix +
-                              "' leaves the output folder through '..'; saving outside it is not "
-                              "allowed.");
-      parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    start = end + 1;
-  }
-  if (parts.empty())
-    throw ValidationError("filename_prefix '" + prefix + "' names no file; add a name such as \"wan\".");
-
+  // The same rules the validator applied (placeholders cannot add '/' or '..').
+  const OutputPrefix parts = parse_output_prefix(substitute_vars(prefix, width, height));
   OutputTarget target;
-  target.name = parts.back();
-  parts.pop_back();
-  for (const auto& part : parts) target.subfolder += (target.subfolder.empty() ? "" : "/") + part;
+  target.name = parts.name;
+  target.subfolder = parts.subfolder;
   target.folder = target.subfolder.empty() ? output_dir : (fs::path(output_dir) / target.subfolder).string();
 
   std::error_code ec;
@@ -164,18 +125,7 @@ std::string counter_name(const std::string& name, int64_t counter, const std::st
 }
 
 void write_atomically(const std::string& path, const WriteFn& write) {
-  fs::path target(path);
-  std::string folder = target.has_parent_path() ? target.parent_path().string() : ".";
-  std::string temp = temp_sibling(folder, target.filename().string());
-  try {
-    write(temp);
-    if (std::rename(temp.c_str(), path.c_str()) != 0)
-      throw Error(path + ": cannot move the finished output into place (" +
-                  std::strerror(errno) + ")");
-  } catch (...) {
-    remove_quietly(temp);
-    throw;
-  }
+  wan::write_atomically(path, write);
 }
 
 SavedOutput save_with_counter(const std::string& output_dir, const std::string& prefix,
@@ -183,6 +133,7 @@ SavedOutput save_with_counter(const std::string& output_dir, const std::string& 
                               const WriteFn& write) {
   OutputTarget target = resolve_output_target(output_dir, prefix, width, height);
   std::string temp = temp_sibling(target.folder, counter_name(target.name, target.counter, extension));
+  TempFileGuard guard(temp);  // a second signal during the encode removes it
   try {
     write(temp);
     // Another writer may have claimed numbers while this one encoded: take the next free one.
@@ -222,20 +173,7 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
 
 void write_new_file(const std::string& path, const uint8_t* data, size_t size,
                     const std::string& origin) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(origin + ": cannot create " + path + " (" + std::strerror(errno) + ")");
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::write(fd, data + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      throw Error(origin + ": write failed (" + std::strerror(err) + ")");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0) throw Error(origin + ": write failed on close (" + std::strerror(errno) + ")");
+  wan::write_new_file(path, data, size, origin);
 }
 
 }  // namespace wan::media

@@ -23,8 +23,9 @@ struct OutputTarget {
 };
 
 // Resolves a filename prefix under output_dir. Substitutes %width%, %height%, %year%, %month%,
-// %day%, %hour%, %minute%, %second% as ComfyUI does, normalizes "." and "..", and creates the
-// folder. Throws ValidationError when the prefix is empty, absolute, or leaves output_dir.
+// %day%, %hour%, %minute%, %second% as ComfyUI does, normalizes "." and ".." (parse_output_prefix
+// in core/path_rules.h, the rule the validator checks), and creates the folder. Throws
+// ValidationError when the prefix is empty, absolute, holds a NUL, or leaves output_dir.
 OutputTarget resolve_output_target(const std::string& output_dir, const std::string& prefix,
                                    int64_t width = 0, int64_t height = 0);
 
@@ -42,9 +43,10 @@ struct SavedOutput {
 // file (or folder). They may throw; the callers then remove whatever the callback left.
 using WriteFn = std::function<void(const std::string& temp_path)>;
 
-// Writes `path` (a file or, when the writer makes one, a folder) through a temporary sibling in
-// the same folder, then renames it onto `path`, replacing an existing file. On any exception the
-// temporary is removed, `path` is left as it was, and the exception propagates.
+// wan::write_atomically (core/atomic_file.h): `path` (a file or, when the writer makes one, a
+// folder) through a registered temporary sibling, renamed onto `path`, replacing an existing file.
+// On any exception the temporary is removed, `path` is left as it was, and the exception
+// propagates; a second signal mid-write removes it too.
 void write_atomically(const std::string& path, const WriteFn& write);
 
 // Counter-named write: resolves the target, lets `write` fill a temporary name in the target
