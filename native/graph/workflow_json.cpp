@@ -265,6 +265,13 @@ json read_json_file(const fs::path& path) {
 
 namespace {
 
+// A node's class_type when it is a string, else "" (the validator names such a node).
+std::string class_type_of(const json& node) {
+  if (!node.is_object()) return "";
+  const auto it = node.find("class_type");
+  return it != node.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::string resolve_target(const json& prompt, const std::string& target,
                            const std::string& assignment) {
   if (prompt.contains(target)) return target;
@@ -272,7 +279,7 @@ std::string resolve_target(const json& prompt, const std::string& target,
   for (const auto& id : sorted_node_ids(prompt)) {
     const json& node = prompt[id];
     if (node_title(node) == target) by_title.push_back(id);
-    if (node.value("class_type", "") == target) by_class.push_back(id);
+    if (class_type_of(node) == target) by_class.push_back(id);
   }
   auto list = [](const std::vector<std::string>& ids) {
     std::string text;
@@ -341,9 +348,11 @@ void apply_override(json& prompt, const std::string& assignment, const NodeRegis
   const std::string input_name = assignment.substr(dot + 1, eq - dot - 1);
   const std::string text = assignment.substr(eq + 1);
 
+  if (!prompt.is_object())
+    throw ValidationError("--set '" + printable(assignment) + "': the prompt is not a JSON object");
   const std::string id = resolve_target(prompt, target, assignment);
   json& node = prompt[id];
-  const std::string class_type = node.value("class_type", "");
+  const std::string class_type = class_type_of(node);
   const NodeSchema* schema = registry.find(class_type);
   if (!schema) {
     throw ValidationError("--set '" + assignment + "': node " + id + " has the unknown type '" +
@@ -363,6 +372,9 @@ void apply_override(json& prompt, const std::string& assignment, const NodeRegis
                           class_type + " (node " + id + ") is a " + input->type() +
                           " socket; --set only sets widget values");
   }
+  if (node.contains("inputs") && !node["inputs"].is_object())
+    throw ValidationError("--set '" + printable(assignment) + "': node " + id +
+                          " has \"inputs\" that is not an object");
   node["inputs"][input_name] = parse_override_value(text, *input, assignment);
 }
 

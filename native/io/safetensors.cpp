@@ -8,7 +8,9 @@
 #include <fstream>
 #include <limits>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
+#include "io/input_file.h"
 #include "io/mapped_file.h"
 
 namespace wan::io {
@@ -19,6 +21,9 @@ uint64_t read_u64_le(const uint8_t* p) {
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
+
+// No framework tensor has more dimensions (torch allows 64).
+constexpr size_t kSafetensorsMaxRank = 64;
 
 [[noreturn]] void fail(const std::string& origin, const std::string& what) {
   throw LoadError(origin + ": invalid safetensors file: " + what);
@@ -38,11 +43,17 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t available
                      std::to_string(file_size) + "-byte file (truncated?)");
   if (header_len > available - 8) fail(origin, "header not fully available");
 
+  // The header is flat ({name: {dtype, shape, data_offsets}, __metadata__: {k: v}}).
+  JsonLimits limits;
+  limits.max_bytes = kSafetensorsMaxHeaderBytes;
+  limits.max_depth = 8;
+  limits.max_string_bytes = kSafetensorsMaxHeaderBytes;
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(data + 8, data + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail(origin, std::string("header is not valid JSON (") + e.what() + ")");
+    json = parse_json_bounded(
+        std::string_view(reinterpret_cast<const char*>(data + 8), header_len), "header", limits);
+  } catch (const ValidationError& e) {
+    fail(origin, e.what());
   }
   if (!json.is_object()) fail(origin, "header is not a JSON object");
 
@@ -80,10 +91,15 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t available
     } catch (const LoadError&) {
       fail(origin, where + " has unknown dtype '" + record.info.dtype + "'");
     }
+    if (shape->size() > kSafetensorsMaxRank)
+      fail(origin, where + " has " + std::to_string(shape->size()) + " dimensions (at most " +
+                       std::to_string(kSafetensorsMaxRank) + ")");
     uint64_t numel = 1;
     for (const auto& dim : *shape) {
       if (!dim.is_number_unsigned()) fail(origin, where + " has a negative or non-integer dimension");
       const uint64_t d = dim.get<uint64_t>();
+      if (d > uint64_t(std::numeric_limits<int64_t>::max()))
+        fail(origin, where + " has a dimension of " + std::to_string(d) + " (above 2^63 - 1)");
       if (d > 0 && numel > std::numeric_limits<uint64_t>::max() / 2 / d)
         fail(origin, where + " has a shape whose size overflows");
       numel *= d;
@@ -118,6 +134,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t available
 }
 
 SafetensorsHeader read_safetensors_header(const std::string& path) {
+  require_regular_file(path, UINT64_MAX);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw LoadError(path + ": cannot open");
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
