@@ -30,6 +30,13 @@ std::string id_text(const json& id) {
   throw ValidationError("workflow: node id " + id.dump() + " is neither a number nor a string");
 }
 
+// A link id or slot: a float such as 6e47 has no int64 value (converting it is undefined).
+int64_t link_integer(const json& value) {
+  if (!value.is_number_integer())
+    throw ValidationError("workflow: link field " + value.dump().substr(0, 40) + " is not an integer");
+  return value.get<int64_t>();
+}
+
 // Links as arrays [id, origin, origin_slot, target, target_slot, type] or objects.
 std::map<int64_t, Link> read_links(const json& graph) {
   std::map<int64_t, Link> links;
@@ -38,13 +45,13 @@ std::map<int64_t, Link> read_links(const json& graph) {
     Link link;
     int64_t id;
     if (l.is_array() && l.size() >= 5) {
-      id = l[0].get<int64_t>();
-      link = {l[1], l[2].get<int64_t>(), l[3], l[4].get<int64_t>(),
+      id = link_integer(l[0]);
+      link = {l[1], link_integer(l[2]), l[3], link_integer(l[4]),
               l.size() > 5 && l[5].is_string() ? l[5].get<std::string>() : ""};
     } else if (l.is_object() && l.contains("id") && l.contains("origin_id")) {
-      id = l["id"].get<int64_t>();
-      link = {l["origin_id"], l.value("origin_slot", int64_t{0}), l.value("target_id", json()),
-              l.value("target_slot", int64_t{0}), l.value("type", json("")).is_string() ? l.value("type", std::string()) : ""};
+      id = link_integer(l["id"]);
+      link = {l["origin_id"], link_integer(l.value("origin_slot", json(0))), l.value("target_id", json()),
+              link_integer(l.value("target_slot", json(0))), l.value("type", json("")).is_string() ? l.value("type", std::string()) : ""};
     } else {
       throw ValidationError("workflow: malformed link " + l.dump().substr(0, 200));
     }
@@ -120,14 +127,15 @@ class Flattener {
       const json declared = level.graph->value("inputs", json::array());
       // The instance input of the same name as the subgraph input, else the same index.
       std::optional<int64_t> outer;
-      const std::string name = link.origin_slot < static_cast<int64_t>(declared.size())
+      const std::string name = link.origin_slot >= 0 &&
+                                       link.origin_slot < static_cast<int64_t>(declared.size())
                                    ? declared[link.origin_slot].value("name", std::string())
                                    : std::string();
       for (const auto& input : inputs)
         if (!name.empty() && input.value("name", std::string()) == name && input.contains("link") &&
             input["link"].is_number_integer())
           outer = input["link"].get<int64_t>();
-      if (!outer && link.origin_slot < static_cast<int64_t>(inputs.size()) &&
+      if (!outer && link.origin_slot >= 0 && link.origin_slot < static_cast<int64_t>(inputs.size()) &&
           inputs[link.origin_slot].contains("link") && inputs[link.origin_slot]["link"].is_number_integer())
         outer = inputs[link.origin_slot]["link"].get<int64_t>();
       if (!outer) return std::nullopt;

@@ -36,6 +36,15 @@ std::string id_string(const json& id) {
   throw ValidationError("workflow: node id " + id.dump() + " is neither a number nor a string");
 }
 
+// An integer field of a UI workflow (a link id, a slot): a float such as 6e47 has no int64 value
+// (converting it would be undefined), so it is an error like any other wrong type.
+int64_t integer_field(const json& value, const char* what) {
+  if (!value.is_number_integer())
+    throw ValidationError(std::string("workflow: ") + what + " " + printable(value.dump(), 40) +
+                          " is not an integer");
+  return value.get<int64_t>();
+}
+
 const json& api_nodes(const json& workflow) {
   if (workflow.is_object() && workflow.contains("prompt") && workflow["prompt"].is_object() &&
       !workflow.contains("class_type")) {
@@ -71,13 +80,14 @@ class UiGraph {
       int64_t id;
       UiLink parsed;
       if (link.is_array() && link.size() >= 5) {  // [id, origin, origin_slot, target, slot, type]
-        id = link[0].get<int64_t>();
+        id = integer_field(link[0], "link id");
         parsed.origin = id_string(link[1]);
-        parsed.origin_slot = link[2].get<int64_t>();
+        parsed.origin_slot = integer_field(link[2], "link origin slot");
       } else if (link.is_object() && link.contains("id") && link.contains("origin_id")) {
-        id = link["id"].get<int64_t>();
+        id = integer_field(link["id"], "link id");
         parsed.origin = id_string(link["origin_id"]);
-        parsed.origin_slot = link.value("origin_slot", int64_t{0});
+        parsed.origin_slot =
+            link.contains("origin_slot") ? integer_field(link["origin_slot"], "link origin slot") : 0;
       } else {
         throw ValidationError("workflow: malformed link " + link.dump().substr(0, 200));
       }
@@ -137,7 +147,7 @@ class UiGraph {
       const json& input = inputs[i];
       if (!any_type && input.value("type", "") != wanted_type) continue;
       if (!input.contains("link") || input["link"].is_null()) return std::nullopt;
-      return input["link"].get<int64_t>();
+      return integer_field(input["link"], "input link");
     }
     return std::nullopt;
   }
@@ -225,7 +235,7 @@ json convert_ui(const json& ui, const NodeRegistry& registry) {
         name = input["widget"].value("name", name);
       }
       Source source =
-          graph.resolve(id, name, input["link"].get<int64_t>(), input.value("type", ""));
+          graph.resolve(id, name, integer_field(input["link"], "input link"), input.value("type", ""));
       if (source.kind == Source::Kind::kLink) {
         inputs[name] = json::array({source.node, source.slot});
       } else if (source.kind == Source::Kind::kLiteral) {

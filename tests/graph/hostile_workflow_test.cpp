@@ -116,6 +116,19 @@ TEST(HostileWorkflow, SetValuesMustBeValidUtf8AndFit) {
 
 // --set on nodes of the wrong shape: a class_type that is not a string, a node that is not an
 // object, inputs that are not an object. Each is a ValidationError, never a JSON type_error.
+// Link ids and slots of a UI workflow must be integers: 6e47 or 1.5 is a ValidationError.
+TEST(HostileWorkflow, NonIntegerLinkFieldsAreRefused) {
+  const NodeRegistry registry = testing::make_registry();
+  for (const char* link : {"[6e47, 1, 0, 2, 0, \"FAKE_MODEL\"]", "[1, 1, 1.5, 2, 0, \"FAKE_MODEL\"]",
+                           "{\"id\": 1e300, \"origin_id\": 1}", "{\"id\": 1, \"origin_id\": 1, \"origin_slot\": -1e30}"}) {
+    const std::string text = std::string(R"({"nodes": [{"id": 1, "type": "FakeLoader", "mode": 0,
+        "outputs": [{"name": "model", "type": "FAKE_MODEL", "links": [1]}], "widgets_values": ["a", 1.0]},
+        {"id": 2, "type": "FakeDecode", "mode": 0, "inputs": [{"name": "model", "type": "FAKE_MODEL",
+        "link": 1}]}], "links": [)") + link + "]}";
+    EXPECT_THROW(ui_to_api(json::parse(text), registry), ValidationError) << link;
+  }
+}
+
 TEST(HostileWorkflow, SetOnMalformedNodesIsAValidationError) {
   const NodeRegistry registry = testing::make_registry();
   for (const char* text :
@@ -130,26 +143,29 @@ TEST(HostileWorkflow, SetOnMalformedNodesIsAValidationError) {
   }
 }
 
-// Inputs the fuzzers found, replayed as the workflow_api fuzzer runs them: the first line is a
-// --set assignment, the rest the workflow. Each must be accepted or give a ValidationError.
+// Inputs the fuzzers found, replayed as the workflow fuzzers run them: the first line is a --set
+// assignment, the rest the workflow. Each must be accepted or give a ValidationError (run under
+// UBSan by the sanitizer leg: a float link id such as 6e47 was converted to int64 unchecked).
 TEST(HostileWorkflow, FuzzerFindingsStayFixed) {
   const NodeRegistry registry = testing::make_registry();
-  const fs::path dir = wan::testing::data_path("hostile/workflow_api");
   size_t replayed = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
+  for (const char* kind : {"workflow_api", "workflow_ui"})
+  for (const auto& entry : fs::directory_iterator(wan::testing::data_path(std::string("hostile/") + kind))) {
     std::ifstream in(entry.path(), std::ios::binary);
     const std::string input((std::istreambuf_iterator<char>(in)), {});
     const size_t newline = input.find('\n');
     const std::string assignment = newline == std::string::npos ? "" : input.substr(0, newline);
     const std::string text = newline == std::string::npos ? input : input.substr(newline + 1);
     try {
-      json prompt = to_api_prompt(parse_json_bounded(text, "fuzz"), registry);
+      const json workflow = parse_json_bounded(text, "fuzz");
+      json prompt = std::string(kind) == "workflow_ui" ? ui_to_api(workflow, registry)
+                                                       : to_api_prompt(workflow, registry);
       if (!assignment.empty()) apply_override(prompt, assignment, registry);
     } catch (const ValidationError&) {
     }
     ++replayed;
   }
-  EXPECT_GT(replayed, 0u);
+  EXPECT_GE(replayed, 2u);
 }
 
 }  // namespace
