@@ -113,7 +113,7 @@ def configure(models_dir=None, output_dir=None, input_dir=None, device=None, vra
         output_dir = output_dir or fp.get_output_directory()
         input_dir = input_dir or fp.get_input_directory()
     device = device or env("WAN_DEVICE") or _comfy_device(mm) or "auto"
-    vram = vram or env("WAN_VRAM")
+    vram = vram or env("WAN_VRAM") or None
     if vram and mm is not None and device.startswith("cuda"):
         # A CUDA budget caps the caching allocator for the whole process, ComfyUI's nodes too.
         log.warning("wan-native: WAN_VRAM=%s is ignored inside ComfyUI on %s (it would cap "
@@ -125,7 +125,7 @@ def configure(models_dir=None, output_dir=None, input_dir=None, device=None, vra
         input_dir=input_dir or env("WAN_INPUT_DIR", os.path.join(os.getcwd(), "input")),
         device=device,
         vram=vram,
-        reserve=reserve or env("WAN_RESERVE"),
+        reserve=reserve or env("WAN_RESERVE") or None,
     )
     _configured = True
     log.info("wan-native: compute device %s", _native.settings()["device"])
@@ -277,7 +277,7 @@ class _ComfyProgress:
         return self.mm is not None and bool(self.mm.processing_interrupted())
 
 
-def _run_native(class_type, inputs, hidden):
+def _run_native(class_type, inputs, hidden, ui=None):
     _ensure_configured()
     _native.set_log_level(log.getEffectiveLevel())
     node_id = str(hidden.get("unique_id") or "")
@@ -303,7 +303,8 @@ def _run_native(class_type, inputs, hidden):
             class_type, inputs, node_id=node_id, progress=progress, interrupt=interrupted,
             models_dir=view.root if view else None,
             prompt=json.dumps(prompt) if prompt is not None else "",
-            workflow=json.dumps(workflow) if workflow is not None else "")
+            workflow=json.dumps(workflow) if workflow is not None else "",
+            extra_pnginfo=json.dumps(extra) if isinstance(extra, dict) else "", ui=ui)
     except Interrupted as error:
         if mm is not None and hasattr(mm, "InterruptProcessingException"):
             raise mm.InterruptProcessingException() from error
@@ -398,38 +399,6 @@ def _as_comfy_wan_inputs(kwargs, input_types):
     return kwargs
 
 
-def _new_output_files(folder, prefix, before):
-    """Files of `prefix` under `folder` that were not in `before`, as ComfyUI's ui entries:
-    {"tensors": [{"filename", "subfolder", "type"}], ...}."""
-    entries = {}
-    for rel, mtime in sorted(_list_files(folder, prefix).items()):
-        if before.get(rel) == mtime:
-            continue
-        subfolder, filename = os.path.split(rel)
-        key = _UI_KEYS.get(os.path.splitext(filename)[1].lower(), "files")
-        entries.setdefault(key, []).append(
-            {"filename": filename, "subfolder": subfolder, "type": "output"})
-    return entries
-
-
-_UI_KEYS = {".safetensors": "tensors", ".png": "images", ".webp": "images", ".mp4": "videos"}
-
-
-def _list_files(folder, prefix):
-    """{path relative to folder: mtime} of the files named prefix* ("videos/wan" -> videos/wan*)."""
-    subfolder, stem = os.path.split(prefix)
-    found = {}
-    try:
-        names = os.listdir(os.path.join(folder, subfolder))
-    except OSError:
-        return found
-    for name in names:
-        path = os.path.join(folder, subfolder, name)
-        if name.startswith(stem) and os.path.isfile(path):
-            found[os.path.join(subfolder, name)] = os.stat(path).st_mtime_ns
-    return found
-
-
 # Pack nodes that read a file (or a glob of files) named by a string input from the input
 # folder, as their schemas declare it. ComfyUI re-runs them when the files change and rejects a
 # name that matches nothing before the prompt runs, as it does for its own LoadImage.
@@ -457,21 +426,16 @@ def _make_node_class(class_type, info):
         for name, spec in info["input"].get(section, {}).items():
             input_types[name] = spec[0]
     output_node = bool(info["output_node"])
-    prefix_spec = info["input"].get("required", {}).get("filename_prefix", [None, {}])
-    prefix_default = (prefix_spec[1] if len(prefix_spec) > 1 else {}).get("default", "")
 
     def execute(self, **kwargs):
         hidden = {key: kwargs.pop(key) for key in list(kwargs) if key in _HIDDEN}
         kwargs = _as_comfy_wan_inputs(kwargs, input_types)
         if not output_node:
             return tuple(_run_native(class_type, kwargs, hidden))
-        _ensure_configured()
-        folder = _native.settings()["output_dir"]
-        prefix = str(kwargs.get("filename_prefix") or prefix_default)
-        before = _list_files(folder, prefix)
-        outputs = _run_native(class_type, kwargs, hidden)
+        shown = []
+        outputs = _run_native(class_type, kwargs, hidden, ui=shown.append)
         # ComfyUI's shape for an output node: what it wrote shows in /history and the UI.
-        return {"ui": _new_output_files(folder, prefix, before), "result": tuple(outputs)}
+        return {"ui": json.loads(shown[-1]) if shown else {}, "result": tuple(outputs)}
 
     attrs = {
         "__doc__": info.get("description") or info.get("display_name"),

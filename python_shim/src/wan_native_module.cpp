@@ -12,12 +12,9 @@
 #include <chrono>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 
 #include "core/bounded_json.h"
@@ -226,7 +223,7 @@ py::tuple to_python(const graph::Values& values) {
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
                   const std::optional<std::string>& models_dir, const std::string& prompt,
-                  const std::string& workflow) {
+                  const std::string& workflow, const std::string& extra_pnginfo, py::object ui) {
   const auto& registry = graph::NodeRegistry::global();
   const graph::NodeSchema* schema = registry.find(class_type);
   if (!schema) throw py::value_error("unknown node type '" + class_type + "'");
@@ -256,6 +253,15 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
   graph::RunContext run = make_context(callbacks, models_dir);
   run.prompt = parse_json_arg(prompt, "prompt");
   run.workflow = parse_json_arg(workflow, "workflow");
+  if (!prompt.empty()) run.embedded_prompt = nlohmann::ordered_json::parse(prompt);
+  if (!extra_pnginfo.empty()) {
+    auto parsed = nlohmann::ordered_json::parse(extra_pnginfo, nullptr, false);
+    if (parsed.is_discarded()) throw py::value_error("extra_pnginfo is not valid JSON");
+    run.extra_pnginfo = std::move(parsed);
+  }
+  // What an output node shows (ComfyUI's {"images": [...]}), handed to `ui` once it returns.
+  nlohmann::json shown;
+  run.on_ui = [&shown](const std::string&, const nlohmann::json& value) { shown = value; };
   g_interrupt = false;
 
   graph::Values out;
@@ -281,6 +287,7 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
   }
   if (callbacks.python_error) std::rethrow_exception(callbacks.python_error);
   if (error) raise_python(error, label);
+  if (!ui.is_none() && !shown.is_null()) ui(shown.dump());
   return to_python(out);
 }
 
@@ -368,39 +375,17 @@ py::dict settings() {
   return out;
 }
 
-// {class_type: {input: folder}} for the inputs that name model files: found by listing a scratch
-// models folder holding one marker file per folder, so it follows whatever the schemas declare.
+// {class_type: {input: folder}} for the inputs that name model files, as the schemas declare.
 py::dict model_folders() {
-  static const std::vector<std::string> kFolders = {
-      "diffusion_models", "text_encoders", "vae", "clip_vision", "tokenizers", "checkpoints",
-      "loras",           "unet",          "clip", "controlnet", "upscale_models"};
-  static std::map<std::string, std::map<std::string, std::string>> cached;
-  static bool done = false;
-  if (!done) {
-    std::random_device random;
-    const fs::path root =
-        fs::temp_directory_path() / ("wan_native_probe_" + std::to_string(random()));
-    for (const auto& folder : kFolders) {
-      fs::create_directories(root / folder);
-      for (const char* ext : {".safetensors", ".model"})
-        std::ofstream(root / folder / ("wan_probe__" + folder + ext)).put('\0');
-    }
-    for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
-      for (const graph::Input& input : schema->inputs()) {
-        if (!input.is_combo()) continue;
-        for (const auto& option : input.combo_options(root)) {
-          if (option.rfind("wan_probe__", 0) != 0) continue;
-          const std::string folder = fs::path(option.substr(11)).stem().string();
-          cached[schema->name()][input.id()] = folder;
-        }
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(root, ec);
-    done = true;
-  }
   py::dict out;
-  for (const auto& [node, inputs] : cached) out[py::str(node)] = py::cast(inputs);
+  for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
+    py::dict inputs;
+    for (const graph::Input& input : schema->inputs()) {
+      if (!input.model_folder_name().empty())
+        inputs[py::str(input.id())] = input.model_folder_name();
+    }
+    if (!inputs.empty()) out[py::str(schema->name())] = inputs;
+  }
   return out;
 }
 
@@ -461,8 +446,10 @@ PYBIND11_MODULE(_wan_native, m) {
   m.def("execute", &execute, py::arg("class_type"), py::arg("inputs"), py::arg("node_id") = "",
         py::arg("progress") = py::none(), py::arg("interrupt") = py::none(),
         py::arg("models_dir") = py::none(), py::arg("prompt") = "", py::arg("workflow") = "",
+        py::arg("extra_pnginfo") = "", py::arg("ui") = py::none(),
         "Runs one node on `inputs` ({input: value}) and returns its outputs as a tuple. "
-        "progress(step, steps, node_id) is called at each step, interrupt() -> bool polled there.");
+        "progress(step, steps, node_id) is called at each step, interrupt() -> bool polled there; "
+        "an output node's ComfyUI `ui` ({\"images\": [...]}, JSON text) goes to ui(text).");
   m.def("run_prompt", &run_prompt, py::arg("prompt"), py::arg("progress") = py::none(),
         py::arg("interrupt") = py::none(),
         "Runs an API prompt (JSON text) through the native executor; returns {node_id: outputs}.");

@@ -60,8 +60,8 @@ def tiny_overrides(task, steps=2):
     if task == "flf2v":
         sets += ["start image.image=flf2v_first.png", "end image.image=flf2v_last.png"]
     if task == "vace":
-        sets += ["control video.video=vace_src_frame_*.png",
-                 "control masks.video=vace_src_mask_*.png", "reference image.image=vace_ref.png"]
+        sets += ["control video.frames=vace_src_frame_*.png",
+                 "control masks.frames=vace_src_mask_*.png", "reference image.image=vace_ref.png"]
     return sets
 
 
