@@ -46,26 +46,6 @@ std::vector<uint8_t> webp_exif(const OutputMetadata& metadata) {
   return build_tiff_ascii(std::move(tags));
 }
 
-// One frame assembles as a still image: VP8X, VP8L, EXIF. RIFF pads an odd-sized VP8L chunk with
-// a byte that the ComfyUI frontend's chunk walk (offset += 8 + size) does not skip, so it misses
-// the EXIF chunk. As a one-frame animation every top-level chunk (VP8X, ANIM, ANMF) is even-sized.
-WebPMux* one_frame_animation(const WebPData& still, int duration_ms) {
-  WebPMux* mux = WebPMuxNew();
-  WebPMuxFrameInfo frame{};
-  frame.bitstream = still;
-  frame.duration = duration_ms;
-  frame.id = WEBP_CHUNK_ANMF;
-  frame.dispose_method = WEBP_MUX_DISPOSE_NONE;
-  frame.blend_method = WEBP_MUX_NO_BLEND;
-  const WebPMuxAnimParams params{/*bgcolor=*/0, /*loop_count=*/0};
-  if (mux && (WebPMuxPushFrame(mux, &frame, 1) != WEBP_MUX_OK ||
-              WebPMuxSetAnimationParams(mux, &params) != WEBP_MUX_OK)) {
-    WebPMuxDelete(mux);
-    return nullptr;
-  }
-  return mux;
-}
-
 void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps,
                      const OutputMetadata& metadata, const WebpOptions& options,
                      const FrameProgress& progress, const std::string& origin) {
@@ -120,9 +100,7 @@ void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps
     return;
   }
   std::vector<uint8_t> exif = webp_exif(metadata);
-  std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(
-      frames == 1 ? one_frame_animation(assembled, duration_ms) : WebPMuxCreate(&assembled, 1),
-      WebPMuxDelete);
+  std::unique_ptr<WebPMux, void (*)(WebPMux*)> mux(WebPMuxCreate(&assembled, 1), WebPMuxDelete);
   WebPData exif_data{exif.data(), exif.size()};
   WebPData out;
   WebPDataInit(&out);
