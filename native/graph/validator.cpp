@@ -98,14 +98,22 @@ class PromptValidator {
     fill_node_errors(result);
     if (!result.node_errors.empty()) {
       result.ok = false;
+      // One line per error, the first kMaxDetailLines of them: a prompt with 100k broken nodes
+      // still gets a summary one can print.
+      constexpr size_t kMaxDetailLines = 100;
       std::string details;
+      size_t lines = 0, total = 0;
       for (const auto& [id, entry] : result.node_errors.items()) {
         for (const auto& error : entry["errors"]) {
+          if (++total > kMaxDetailLines) continue;
           details += (details.empty() ? "" : "\n") + node_label(id, entry) + ": " +
                      error["message"].get<std::string>() + ": " +
                      error["details"].get<std::string>();
+          ++lines;
         }
       }
+      if (total > lines)
+        details += "\n... and " + std::to_string(total - lines) + " more errors";
       result.error = make_error("prompt_outputs_failed_validation",
                                 "Prompt outputs failed validation", details);
     }
@@ -428,7 +436,7 @@ class PromptValidator {
   }
 
   static std::string brief(const std::string& text) {
-    constexpr size_t kMaxChars = 1000;
+    constexpr size_t kMaxChars = 300;
     return text.size() <= kMaxChars ? text : text.substr(0, kMaxChars) + "...";
   }
 
