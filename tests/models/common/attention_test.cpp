@@ -47,7 +47,7 @@ class AttentionOnBackend : public ::testing::TestWithParam<AttentionBackend> {
 
 INSTANTIATE_TEST_SUITE_P(Backends, AttentionOnBackend,
                          ::testing::Values(AttentionBackend::kChunked, AttentionBackend::kSdpa),
-                         [](const auto& info) { return to_string(info.param); });
+                         [](const auto& backend) { return to_string(backend.param); });
 
 TEST_P(AttentionOnBackend, ChunkedEqualsUnchunkedWithin1e6) {
   const auto [q, k, v] = random_qkv(2, 37, 29, 3, 16, 1);
