@@ -170,8 +170,15 @@ async def queue(session, comfy, prompt, workflow=None, on_progress=None, seconds
 async def fetch_frames(session, comfy, prompt_id):
     """Every PNG image the prompt's output nodes show (/history, then /view), in node order, as
     uint8 arrays."""
-    async with session.get("%s/history/%s" % (comfy.url, prompt_id)) as r:
-        history = (await r.json())[prompt_id]
+    # ComfyUI files the history entry just after it reports execution_success.
+    for _ in range(100):
+        async with session.get("%s/history/%s" % (comfy.url, prompt_id)) as r:
+            history = (await r.json()).get(prompt_id)
+        if history is not None:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise RuntimeError("/history has no entry for %s after 10 s" % prompt_id)
     frames = []
     for node_id in sorted(history["outputs"], key=lambda k: (len(k), k)):
         for image in history["outputs"][node_id].get("images", []):
@@ -210,9 +217,13 @@ def check_object_info(info, pack_nodes):
 
 
 async def run_workflows(args, session, comfy, info):
+    # WAN_CHECK_WORKFLOWS="t2v/baseline vace/t5_cpu" runs only those (while developing).
+    only = os.environ.get("WAN_CHECK_WORKFLOWS", "").split()
     for task in TASKS:
         for config in CONFIGS:
             name = "queue %s/%s" % (task, config)
+            if only and "%s/%s" % (task, config) not in only:
+                continue
             path = os.path.join(args.repo, "workflows", task, config + ".json")
             with open(path) as f:
                 ui = json.load(f)
