@@ -71,15 +71,20 @@ TEST(ImageOps, FromWanImageInvertsToWanImage) {
 }
 
 TEST(ImageOps, ResizeBicubicMatchesOfficialI2vConditioningFrame) {
-  // Official I2V: F.interpolate(img[None], size=(h, w), mode='bicubic') -> 48 x 64 here.
+  // Official I2V: F.interpolate(img[None], size=(h, w), mode='bicubic') -> 48 x 64 here. The
+  // goldens were recorded with an older torch whose float32 bicubic kernel rounds differently:
+  // torch 2.15's own F.interpolate is 2.2e-6 from them, so 5e-6 bounds the kernels' difference.
+  constexpr double kBicubicAcrossTorchVersions = 5e-6;
   const auto image = golden_tensor("e2e_i2v", "input.image");
   const auto resized = resize_bicubic(image, 48, 64);
-  EXPECT_ALLCLOSE(resized.unsqueeze(1), golden_tensor("e2e_i2v", "vae_encode.0.in.frame0"), 1e-6);
+  EXPECT_ALLCLOSE(resized.unsqueeze(1), golden_tensor("e2e_i2v", "vae_encode.0.in.frame0"),
+                  kBicubicAcrossTorchVersions);
   const auto first = resize_bicubic(golden_tensor("e2e_flf2v", "input.first_frame"), 32, 32);
-  EXPECT_ALLCLOSE(first.unsqueeze(1), golden_tensor("e2e_flf2v", "vae_encode.0.in.frame0"), 1e-6);
+  EXPECT_ALLCLOSE(first.unsqueeze(1), golden_tensor("e2e_flf2v", "vae_encode.0.in.frame0"),
+                  kBicubicAcrossTorchVersions);
   const auto last = resize_bicubic(golden_tensor("e2e_flf2v", "input.last_frame"), 32, 32);
   EXPECT_ALLCLOSE(last.unsqueeze(1), golden_tensor("e2e_flf2v", "vae_encode.0.in.frame_last"),
-                  1e-6);
+                  kBicubicAcrossTorchVersions);
   EXPECT_THROW(resize_bicubic(image, 0, 64), ValidationError);
 }
 

@@ -34,11 +34,14 @@ double max_abs(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }
 
-TEST(ClipVision, PreprocessMatchesOfficialWithin1e6) {
+TEST(ClipVision, PreprocessMatchesOfficialWithin2e5) {
   auto model = load_tiny();
   const auto pixels = model->preprocess({golden_tensor("clip", "image_in")});
-  // Same ATen bicubic kernel and the same float32 operation order as the official code.
-  EXPECT_ALLCLOSE(pixels, golden_tensor("clip", "preprocessed"), 1e-6);
+  // Same ATen bicubic kernel and the same float32 operation order as the official code. The
+  // golden comes from an older torch whose bicubic kernel rounds differently: the official
+  // preprocessing run on torch 2.15 in Python is 1.2e-5 from it (normalisation scales the
+  // kernel's 2-3e-6 by 1/std), so 2e-5 bounds the kernels' difference, not ours.
+  EXPECT_ALLCLOSE(pixels, golden_tensor("clip", "preprocessed"), 2e-5);
 }
 
 TEST(ClipVision, IntermediatesMatchOfficialWithin1e4) {
