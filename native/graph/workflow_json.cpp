@@ -455,7 +455,14 @@ nlohmann::ordered_json in_order_of(const json& value, const nlohmann::ordered_js
       out.push_back(in_order_of(value[i], order.is_array() && i < order.size() ? order[i] : nullptr));
     return out;
   }
-  return nlohmann::ordered_json::parse(value.dump());
+  switch (value.type()) {  // scalars convert directly (no text round trip: prompts can be huge)
+    case json::value_t::string: return value.get_ref<const std::string&>();
+    case json::value_t::boolean: return value.get<bool>();
+    case json::value_t::number_integer: return value.get<int64_t>();
+    case json::value_t::number_unsigned: return value.get<uint64_t>();
+    case json::value_t::number_float: return value.get<double>();
+    default: return nullptr;
+  }
 }
 
 }  // namespace wan::graph

@@ -46,6 +46,43 @@ std::vector<uint8_t> webp_exif(const OutputMetadata& metadata) {
   return build_tiff_ascii(std::move(tags));
 }
 
+// A still WebP (no ANIM chunk) with its EXIF chunk moved to right after VP8X. The ComfyUI
+// frontend reads WebP metadata by walking chunks without skipping RIFF's pad byte after an
+// odd-sized chunk, so EXIF after an odd-sized VP8L chunk is never found; before the image it
+// always is (VP8X is 10 bytes). libwebp and Pillow read either order.
+std::vector<uint8_t> exif_first_if_still(const uint8_t* data, size_t size) {
+  std::vector<uint8_t> bytes(data, data + size);
+  if (size < 12 || std::memcmp(data, "RIFF", 4) != 0 || std::memcmp(data + 8, "WEBP", 4) != 0)
+    return bytes;
+  struct Chunk {
+    size_t offset, length;  // the whole chunk: header, payload, pad byte
+    std::string fourcc;
+  };
+  std::vector<Chunk> chunks;
+  for (size_t at = 12; at + 8 <= size;) {
+    const uint32_t payload = data[at + 4] | (data[at + 5] << 8) | (data[at + 6] << 16) |
+                             (static_cast<uint32_t>(data[at + 7]) << 24);
+    const size_t length = 8 + static_cast<size_t>(payload) + (payload & 1);
+    if (length > size - at) return bytes;  // not a file this writer made; leave it as it is
+    chunks.push_back({at, length, std::string(reinterpret_cast<const char*>(data + at), 4)});
+    at += length;
+  }
+  auto find = [&](const char* fourcc) {
+    for (size_t i = 0; i < chunks.size(); ++i)
+      if (chunks[i].fourcc == fourcc) return static_cast<int>(i);
+    return -1;
+  };
+  const int vp8x = find("VP8X"), exif = find("EXIF");
+  if (vp8x != 0 || exif < 0 || find("ANIM") >= 0) return bytes;
+  std::vector<uint8_t> out(data, data + 12);
+  auto append = [&](const Chunk& c) { out.insert(out.end(), data + c.offset, data + c.offset + c.length); };
+  append(chunks[vp8x]);
+  append(chunks[exif]);
+  for (size_t i = 1; i < chunks.size(); ++i)
+    if (static_cast<int>(i) != exif) append(chunks[i]);
+  return out.size() == size ? out : bytes;  // same chunks, same RIFF size
+}
+
 void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps,
                      const OutputMetadata& metadata, const WebpOptions& options,
                      const FrameProgress& progress, const std::string& origin) {
@@ -108,7 +145,8 @@ void write_webp_file(const std::string& temp, const at::Tensor& rgb8, double fps
       WebPMuxAssemble(mux.get(), &out) != WEBP_MUX_OK)
     throw Error(origin + ": cannot add the EXIF metadata chunk to the WebP file");
   std::unique_ptr<WebPData, void (*)(WebPData*)> out_guard(&out, WebPDataClear);
-  write_new_file(temp, out.bytes, out.size, origin);
+  const std::vector<uint8_t> ordered = exif_first_if_still(out.bytes, out.size);
+  write_new_file(temp, ordered.data(), ordered.size(), origin);
 }
 
 // ---- MP4 ----

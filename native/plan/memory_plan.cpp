@@ -43,9 +43,6 @@ int64_t dtype_bytes(const std::string& dtype) {
   if (dtype == "bf16" || dtype == "fp16") return 2;
   throw ValidationError("memory plan: unknown dtype '" + dtype + "'");
 }
-std::string file_dtype(const std::string& dtype) {
-  return dtype == "fp32" ? "F32" : dtype == "bf16" ? "BF16" : "F16";
-}
 
 enum class ModelKind { kT5, kVae, kDit, kClip };
 
@@ -299,7 +296,7 @@ struct Planner {
         meta[info.name] = at::empty(info.shape, at::TensorOptions().device(at::kMeta));
       const auto cfg = path.parent_path() / (path.stem().string() + "_config.json");
       std::string config_json;
-      if (auto config = models::ModelConfig::read(cfg)) config_json = config->json().dump();
+      if (auto sidecar = models::ModelConfig::read(cfg)) config_json = sidecar->json().dump();
       config = models::ClipVisionConfig::from_weights(
           models::to_official_clip_layout(meta, path.string()), path.string(), config_json);
     }
@@ -411,6 +408,10 @@ struct Planner {
     return m.text_len;
   }
 
+  static bool sdpa_attention() {
+    return models::default_attention_backend() == models::AttentionBackend::kSdpa;
+  }
+
   static int64_t t5_activations(const ModelPlan& m, int64_t l) {
     const int64_t d = m.t5_dim, a = m.t5_dim_attn, f = m.t5_ffn, h = m.t5_heads;
     // Residual stream and the normed input (float32), then the larger of the attention phase
@@ -433,8 +434,10 @@ struct Planner {
     const int64_t S = dit_tokens(c, s), D = c.dim, F = c.ffn_dim, cb = m.compute_bytes;
     const int64_t lc = c.text_len + c.image_tokens();
     const int64_t latent = 16 * s.latent_frames() * (s.height / 8) * (s.width / 8) * 4;
+    // The chunked backend holds a [heads, chunk, S] score buffer and its softmax; SDPA's fused
+    // kernel works in small tiles and holds no such buffer.
     const int64_t chunk = models::attention_query_chunk(1, c.num_heads, S, S, kAttentionBudget);
-    const int64_t scores = c.num_heads * chunk * S * 4 * 2;
+    const int64_t scores = sdpa_attention() ? 0 : c.num_heads * chunk * S * 4 * 2;
     // Self-attention: normed + modulated input (float32), q and k after RMSNorm (float32) with
     // one norm temporary, v and the rotated q, k, the attention output and o in compute dtype.
     const int64_t attn = S * D * (4 * 4 + 6 * cb) + scores;
@@ -452,8 +455,8 @@ struct Planner {
   static int64_t clip_activations(const ModelPlan& m) {
     const int64_t l = models::kClipTokensPerImage, w = m.clip_width, b = m.act_bytes;
     // Residual, normed input, q/k/v and output, scores + softmax (float32), MLP hidden + GELU.
-    return l * w * b * 6 + m.clip_heads * l * l * 4 * 2 + 2 * l * m.clip_mlp * b +
-           3 * 224 * 224 * 4;
+    const int64_t scores = sdpa_attention() ? 0 : m.clip_heads * l * l * 4 * 2;
+    return l * w * b * 6 + scores + 2 * l * m.clip_mlp * b + 3 * 224 * 224 * 4;
   }
 
   // Bytes the causal caches hold in chunked mode: 2 frames per causal conv input.
@@ -626,8 +629,13 @@ bool only_missing_model_files(const graph::ValidationResult& validation) {
     for (const auto& error : node.value("errors", json::array())) {
       const std::string input =
           error.contains("extra_info") ? error["extra_info"].value("input_name", "") : "";
-      if (error.value("type", "") != "value_not_in_list" ||
-          (input != "model_name" && input != "tokenizer"))
+      // Not listed in the combo, or refused by the model-file rule (the folder does not exist).
+      // With a preset nothing is read, so missing model and input files are no obstacle.
+      const std::string type = error.value("type", "");
+      const bool path_rule = type == "custom_validation_failed" &&
+                             error.value("message", "") == "Value names a path the node cannot use";
+      if (path_rule) continue;
+      if (type != "value_not_in_list" || (input != "model_name" && input != "tokenizer"))
         return false;
     }
   }

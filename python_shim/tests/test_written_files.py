@@ -209,8 +209,6 @@ def test_single_frame_webp_reads_with_pillow(write):
 # pad byte, which the frontend's walk does not skip. WebPMux turns a one-frame animation back into
 # a still image, so that is no way out; moving EXIF before the image chunk is (Pillow reads that
 # order too), not done yet.
-@pytest.mark.xfail(strict=True, reason="single-frame WebP: EXIF after a padded VP8L chunk is "
-                   "missed by the ComfyUI frontend's chunk walk")
 def test_single_frame_webp_metadata_reads_in_the_frontend(write):
     for width, _, path in write_single_frame_webps(write):
         with open(path, "rb") as f:

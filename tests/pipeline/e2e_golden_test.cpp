@@ -158,8 +158,10 @@ TEST(PipelineE2E, VaceMatchesOfficial) {
   EXPECT_ALLCLOSE(inputs.control_video, g.tensor("input.src_video"), 0.0);
   EXPECT_ALLCLOSE(inputs.control_masks.unsqueeze(0), g.tensor("input.src_mask"), 1e-7);
   inputs.reference_images = {load_png("vace_ref.png")};
+  // The golden's resize ran on an older torch whose interpolation kernel rounds differently
+  // (torch 2.15 is 1.3e-6 from it), as in tests/image; the end result below keeps its tolerance.
   EXPECT_ALLCLOSE(letterbox_reference(inputs.reference_images[0], 64, 64),
-                  g.tensor("input.ref_image.0"), 1e-6);
+                  g.tensor("input.ref_image.0"), 5e-6);
 
   auto vae = models::load_wan_vae(tiny_path("weights/vae_tiny.pth"), at::kFloat);
   const auto shape = shape_of(g.tensor("video"));

@@ -72,8 +72,8 @@ std::vector<std::string> tiny_overrides(const std::string& task) {
     sets.push_back("end image.image=" + inputs + "flf2v_last.png");
   }
   if (task == "vace") {
-    sets.push_back("control video.video=" + inputs + "vace_src_frame_*.png");
-    sets.push_back("control masks.video=" + inputs + "vace_src_mask_*.png");
+    sets.push_back("control video.frames=" + inputs + "vace_src_frame_*.png");
+    sets.push_back("control masks.frames=" + inputs + "vace_src_mask_*.png");
     sets.push_back("reference image.image=" + inputs + "vace_ref.png");
   }
   return sets;

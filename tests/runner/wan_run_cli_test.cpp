@@ -76,7 +76,8 @@ TEST(WanRun, InvalidWorkflowExitsTwoWithComfyErrorsAndRunsNothing) {
   std::set<std::string> types;
   for (const auto& [id, node] : report["node_errors"].items())
     for (const auto& error : node["errors"]) types.insert(error["type"].get<std::string>());
-  EXPECT_TRUE(types.count("value_not_in_list")) << report.dump(2);
+  // The shipped model names are refused by the model-file rule (exists, inside its folder).
+  EXPECT_TRUE(types.count("custom_validation_failed")) << report.dump(2);
   EXPECT_TRUE(types.count("value_smaller_than_min")) << report.dump(2);
   EXPECT_TRUE(all_files(dir.path()).empty());
 }
@@ -155,7 +156,8 @@ TEST(WanRun, OutOfMemoryExitsThreeNamingNodeModelAndBytes) {
   EXPECT_EQ(report["nodes"].back()["class_type"], "LoadVAE");
 }
 
-TEST(WanRun, MissingInputFileExitsThree) {
+// A missing input file is known before anything loads: the validator refuses it (exit 2).
+TEST(WanRun, MissingInputFileExitsTwoBeforeAnythingLoads) {
   TempDir dir("missing_input");
   auto sets = tiny_overrides("i2v", true);
   sets.push_back("start image.image=" + (dir / "no_such_image.png").string());
@@ -163,7 +165,7 @@ TEST(WanRun, MissingInputFileExitsThree) {
       run_wan(with_sets({workflow_path("i2v", "baseline").string(), "--models",
                          models_dir().string(), "--output", (dir / "output").string()},
                         sets));
-  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_EQ(result.exit_code, 2) << result.err;
   EXPECT_NE(result.err.find("LoadImage"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("no_such_image.png"), std::string::npos) << result.err;
   EXPECT_TRUE(all_files(dir / "output").empty());
