@@ -183,20 +183,20 @@ def parse_tiff_ascii(tiff):
     return found
 
 
-def write_single_frame_webps(write):
+def write_single_frame_webps(write, tag):
     """One single-frame WebP per width: whether RIFF pads the still image's VP8L chunk depends on
     the parity of its compressed size, so about half of these have a padded image chunk."""
     written = []
     for width in range(WIDTH - 8, WIDTH + 1):
         images = make_images()[:1, :, :width].contiguous()
         (path,) = write("SaveAnimatedWEBP", {"images": images, "fps": FPS, "method": "default"},
-                        "written_webp_single_%d" % width)
+                        "written_webp_%s_%d" % (tag, width))
         written.append((width, images, path))
     return written
 
 
 def test_single_frame_webp_reads_with_pillow(write):
-    for width, images, path in write_single_frame_webps(write):
+    for width, images, path in write_single_frame_webps(write, "pillow"):
         with Image.open(path) as im:
             assert im.n_frames == 1
             assert im.size == (width, HEIGHT)
@@ -210,7 +210,7 @@ def test_single_frame_webp_reads_with_pillow(write):
 # a still image, so that is no way out; moving EXIF before the image chunk is (Pillow reads that
 # order too), not done yet.
 def test_single_frame_webp_metadata_reads_in_the_frontend(write):
-    for width, _, path in write_single_frame_webps(write):
+    for width, _, path in write_single_frame_webps(write, "frontend"):
         with open(path, "rb") as f:
             frontend = frontend_webp_metadata(f.read())
         assert set(frontend) == {"prompt", "workflow"}, \
