@@ -262,15 +262,20 @@ json to_api_prompt(const json& workflow, const NodeRegistry& registry) {
       "workflow ({\"nodes\", \"links\"})");
 }
 
-json read_json_file(const fs::path& path) {
-  const JsonLimits limits;
-  std::string text;
+std::string read_workflow_text(const fs::path& path) {
   try {
-    text = io::read_regular_file(path.string(), limits.max_bytes);
+    return io::read_regular_file(path.string(), JsonLimits{}.max_bytes);
   } catch (const LoadError& e) {
     throw ValidationError("workflow " + printable(e.what(), 600));
   }
-  return parse_json_bounded(text, "workflow '" + path.string() + "'", limits);
+}
+
+json parse_workflow_text(const std::string& text, const fs::path& path) {
+  return parse_json_bounded(text, "workflow '" + path.string() + "'", JsonLimits{});
+}
+
+json read_json_file(const fs::path& path) {
+  return parse_workflow_text(read_workflow_text(path), path);
 }
 
 namespace {
@@ -424,18 +429,6 @@ std::string node_title(const json& node) {
   const json& meta = node["_meta"];
   return meta.contains("title") && meta["title"].is_string() ? meta["title"].get<std::string>()
                                                              : "";
-}
-
-nlohmann::ordered_json read_json_file_in_order(const fs::path& path) {
-  const JsonLimits limits;
-  std::string text;
-  try {
-    text = io::read_regular_file(path.string(), limits.max_bytes);
-  } catch (const LoadError& e) {
-    throw ValidationError("workflow " + printable(e.what(), 600));
-  }
-  parse_json_bounded(text, "workflow '" + path.string() + "'", limits);  // the limits first
-  return nlohmann::ordered_json::parse(text);
 }
 
 nlohmann::ordered_json in_order_of(const json& value, const nlohmann::ordered_json& order) {

@@ -36,9 +36,10 @@ nlohmann::json to_api_prompt(const nlohmann::json& workflow, const NodeRegistry&
 
 // Parses a JSON file; throws ValidationError naming the file and what is wrong.
 nlohmann::json read_json_file(const std::filesystem::path& path);
-// The same file with its objects' keys in file order (for embedding into outputs, where ComfyUI
-// keeps the order it received); the same limits and errors as read_json_file.
-nlohmann::ordered_json read_json_file_in_order(const std::filesystem::path& path);
+// The two halves of read_json_file, for a caller that also needs the text (e.g. to parse it a
+// second time with its keys in file order, nlohmann::ordered_json, once the limits passed).
+std::string read_workflow_text(const std::filesystem::path& path);
+nlohmann::json parse_workflow_text(const std::string& text, const std::filesystem::path& path);
 // `value` with the key order of `order` wherever the two share keys (keys only in `value` come
 // after, in its order): a prompt changed by --set keeps the order of the file it came from.
 nlohmann::ordered_json in_order_of(const nlohmann::json& value, const nlohmann::ordered_json& order);

@@ -128,11 +128,12 @@ void ffmpeg_log(void* avcl, int level, const char* fmt, va_list args) {
   else spdlog::debug("ffmpeg: {}", text);
 }
 
-at::Tensor decode_video_file(const std::string& path, int64_t cap) {
+// A local video file opened with its stream information read. Only local files, and only
+// containers that hold frames: a playlist or concat script (hls, concat, image2 patterns) would
+// otherwise make libavformat open other files or URLs.
+std::unique_ptr<AVFormatContext, FormatCloser> open_video_file(const std::string& path) {
   route_ffmpeg_logs();
   io::require_regular_file(path, UINT64_MAX);
-  // Only local files, and only containers that hold frames: a playlist or concat script (hls,
-  // concat, image2 patterns) would otherwise make libavformat open other files or URLs.
   AVFormatContext* raw_fmt = avformat_alloc_context();
   if (!raw_fmt) throw LoadError(path + ": cannot allocate a demuxer");
   raw_fmt->format_whitelist = av_strdup(kVideoFormats);
@@ -144,6 +145,12 @@ at::Tensor decode_video_file(const std::string& path, int64_t cap) {
   std::unique_ptr<AVFormatContext, FormatCloser> fmt(raw_fmt);
   if ((rc = avformat_find_stream_info(fmt.get(), nullptr)) < 0)
     throw LoadError(path + ": cannot read stream information (" + av_error(rc) + ")");
+  return fmt;
+}
+
+at::Tensor decode_video_file(const std::string& path, int64_t cap) {
+  auto fmt = open_video_file(path);
+  int rc = 0;
   const AVCodec* codec = nullptr;
   int stream_index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
   if (stream_index < 0 || !codec) throw LoadError(path + ": has no decodable video stream");
@@ -276,19 +283,7 @@ at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
 }
 
 double video_frame_rate(const std::string& path) {
-  route_ffmpeg_logs();
-  io::require_regular_file(path, UINT64_MAX);
-  AVFormatContext* raw_fmt = avformat_alloc_context();
-  if (!raw_fmt) throw LoadError(path + ": cannot allocate a demuxer");
-  raw_fmt->format_whitelist = av_strdup(kVideoFormats);
-  AVDictionary* open_options = nullptr;
-  av_dict_set(&open_options, "protocol_whitelist", "file", 0);
-  int rc = avformat_open_input(&raw_fmt, path.c_str(), nullptr, &open_options);
-  av_dict_free(&open_options);
-  if (rc < 0) throw LoadError(path + ": cannot open as a video (" + av_error(rc) + ")");
-  std::unique_ptr<AVFormatContext, FormatCloser> fmt(raw_fmt);
-  if ((rc = avformat_find_stream_info(fmt.get(), nullptr)) < 0)
-    throw LoadError(path + ": cannot read stream information (" + av_error(rc) + ")");
+  const auto fmt = open_video_file(path);
   const int index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
   if (index < 0) throw LoadError(path + ": has no video stream");
   // ComfyUI's VideoFromFile reports the stream's average rate, else its base rate.

@@ -163,13 +163,15 @@ struct Embedded {
 
 json load_prompt(const RunnerOptions& options, const graph::NodeRegistry& registry,
                  json* ui_workflow, Embedded* embedded) {
-  const json workflow = graph::read_json_file(options.workflow);
+  // Read once: parsed bounded for running, and again in file order for embedding.
+  const std::string text = graph::read_workflow_text(options.workflow);
+  const json workflow = graph::parse_workflow_text(text, options.workflow);
   json prompt = graph::to_api_prompt(workflow, registry);
   if (ui_workflow) *ui_workflow = graph::is_ui_workflow(workflow) ? workflow : json();
   for (const auto& assignment : options.overrides)
     graph::apply_override(prompt, assignment, registry);
   if (embedded) {
-    const auto in_order = graph::read_json_file_in_order(options.workflow);
+    const auto in_order = nlohmann::ordered_json::parse(text);
     if (graph::is_ui_workflow(workflow)) {
       embedded->prompt = graph::in_order_of(prompt, nullptr);
       embedded->extra_pnginfo = {{"workflow", in_order}};
