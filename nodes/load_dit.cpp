@@ -2,7 +2,6 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "io/tensor_index.h"
 #include "models/dit/wan_dit.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
@@ -20,8 +19,8 @@ class LoadDit : public graph::Node {
         .input(placement_input("offload"))
         .input(graph::Choice("weight_dtype", {"as_stored", "bf16", "fp16", "fp32"})
                    .default_to("as_stored")
-                   .tooltip("dtype the weights are kept in; as_stored keeps the file's (fp8 is "
-                            "dequantized to bf16)"))
+                   .tooltip("dtype the weights are kept in; as_stored keeps each as the file "
+                            "stores it (fp8 too), cast to compute_dtype per layer as it computes"))
         .input(graph::Choice("compute_dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
         .output("WAN_DIT", "dit");
   }
@@ -30,31 +29,19 @@ class LoadDit : public graph::Node {
     const auto path = run.model_path("diffusion_models", in.string("model_name")).string();
     const auto compute = parse_dtype(in.string("compute_dtype"), run.node_label());
     const auto& weight_choice = in.string("weight_dtype");
-    const auto weights = weight_choice == "as_stored" ? stored_dtype(path)
-                                                      : parse_dtype(weight_choice, run.node_label());
+    const auto weights = weight_choice == "as_stored"
+                             ? std::nullopt
+                             : std::optional<at::ScalarType>(
+                                   parse_dtype(weight_choice, run.node_label()));
     auto dit = models::load_wan_dit(path, weights, compute);
     auto socket = std::make_shared<DitSocket>();
     socket->file = path;
     socket->model =
         run.devices().adopt(dit.ptr(), device::parse_placement(in.string("placement")), "dit");
     spdlog::info("LoadDiT: {} ({}, {} blocks, weights {}, compute {}) -> {}", path,
-                 models::to_string(dit->config().variant), dit->config().num_layers,
-                 c10::toString(weights), c10::toString(compute), in.string("placement"));
+                 models::to_string(dit->config().variant), dit->config().num_layers, weight_choice,
+                 c10::toString(compute), in.string("placement"));
     return {socket};
-  }
-
- private:
-  // The dtype most of the file's floating-point bytes are stored in.
-  static at::ScalarType stored_dtype(const std::string& path) {
-    std::map<std::string, int64_t> bytes;
-    for (const auto& info : io::read_tensor_infos(path)) bytes[info.dtype] += info.nbytes();
-    std::string best = "F32";
-    int64_t most = -1;
-    for (const auto& [dtype, n] : bytes)
-      if ((dtype[0] == 'F' || dtype == "BF16") && n > most) best = dtype, most = n;
-    if (best == "BF16" || best.rfind("F8", 0) == 0) return at::kBFloat16;
-    if (best == "F16") return at::kHalf;
-    return at::kFloat;
   }
 };
 WAN_REGISTER_NODE(LoadDit);

@@ -20,19 +20,21 @@
 #include "models/clip/clip_key_layout.h"
 #include "models/common/attention.h"
 #include "models/common/model_config.h"
+#include "models/common/weight_cast.h"
 #include "models/common/weights.h"
 
 namespace wan::models {
 namespace {
 
-// A weight in the dtype of the activations it meets (a no-op unless they differ, e.g. fp16
-// weights with float32 activations on the CPU).
+// A tensor in the dtype of the activations it meets (a no-op unless they differ).
 at::Tensor like(const at::Tensor& weight, const at::Tensor& x) {
   return weight.scalar_type() == x.scalar_type() ? weight : weight.to(x.scalar_type());
 }
 
+// A linear layer in the dtype of the activations it meets (its weight cast only when they
+// differ, e.g. fp16 weights with float32 activations on the CPU).
 at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
-  return at::linear(x, like(layer->weight, x), like(layer->bias, x));
+  return linear_in(layer, x, x.scalar_type());
 }
 
 // The official LayerNorm subclass normalises in float32 and casts back to the input dtype.
@@ -251,8 +253,9 @@ ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipVisionConfig& con
 at::Tensor ClipVisionTransformerImpl::forward(const at::Tensor& pixels, ClipVisionTrace* trace) {
   const int64_t n = pixels.size(0);
   // [N, 3, S, S] -> [N, width, grid, grid] -> [N, grid * grid, width]
-  auto x = at::conv2d(pixels, like(patch_embedding_->weight, pixels), {},
-                      {config_.patch_size(), config_.patch_size()})
+  const auto patch_weight =
+      cast_weight(*patch_embedding_, patch_embedding_->weight, pixels.scalar_type());
+  auto x = at::conv2d(pixels, patch_weight, {}, {config_.patch_size(), config_.patch_size()})
                .flatten(2)
                .permute({0, 2, 1});
   x = at::cat({like(cls_embedding_, x).expand({n, -1, -1}), x}, 1);  // [N, tokens, width]

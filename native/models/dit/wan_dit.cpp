@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/key_layout.h"
 #include "io/tensor_index.h"
+#include "models/common/weight_cast.h"
 #include "models/common/weights.h"
 
 namespace wan::models {
@@ -162,12 +163,12 @@ at::Tensor WanDitImpl::embed_patches(const torch::nn::Conv3d& conv,
                                      const char* name, const DitExtras& extras,
                                      std::vector<DitGrid>* grids) const {
   const auto cd = compute_dtype();
-  const auto& w = conv->weight;
-  const auto& b = conv->bias;
+  const auto w = cast_weight(*conv, conv->weight, cd);
+  const auto b = conv->bias.to(cd);
   const auto& kernel = *conv->options.stride();
   std::vector<at::Tensor> rows;
   for (const auto& video : videos) {
-    auto u = at::conv3d(video.to(cd).unsqueeze(0), w.to(cd), b.to(cd), kernel);  // [1, dim, f, h, w]
+    auto u = at::conv3d(video.to(cd).unsqueeze(0), w, b, kernel);  // [1, dim, f, h, w]
     if (extras.debug) extras.debug(name, u);
     if (grids) grids->push_back({u.size(2), u.size(3), u.size(4)});
     u = u.flatten(2).transpose(1, 2).to(at::kFloat);  // [1, tokens, dim]
@@ -279,29 +280,38 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
   return unpatchify(out, grids);
 }
 
-WanDit load_wan_dit(const std::string& path, at::ScalarType weight_dtype,
+at::ScalarType dit_kept_dtype(const std::string& key, at::ScalarType stored,
+                              std::optional<at::ScalarType> weight_dtype) {
+  if (dit_keeps_float32(key)) return at::kFloat;
+  return weight_dtype ? *weight_dtype : stored;
+}
+
+WanDit load_wan_dit(const std::string& path, std::optional<at::ScalarType> weight_dtype,
                     at::ScalarType compute_dtype) {
   const auto config = WanDitConfig::from_weights(io::read_tensor_infos(path), io::read_metadata(path));
   auto tensors = io::load_tensors(path);
   io::strip_prefix(tensors, kComfyDitPrefix);
-  const int64_t dequantized = io::dequantize_scaled_fp8(tensors, weight_dtype);
 
   WanDit model(WanDitOptions(config).compute_dtype(compute_dtype));
   LoadWeightsOptions options;
-  options.dtype = weight_dtype;
+  options.dtype_of = [&](const std::string& key, at::ScalarType stored) {
+    return dit_kept_dtype(key, stored, weight_dtype);
+  };
   load_weights(*model, tensors, path, options);
-  at::NoGradGuard no_grad;
-  int64_t bytes = 0;
+  int64_t bytes = 0, scales = 0;
   for (auto& item : model->named_parameters()) {
     auto& param = item.value();
-    if (weight_dtype != at::kFloat && dit_keeps_float32(item.key()))
-      param.set_data(tensors.at(item.key()).to(at::kFloat).contiguous());
     param.set_requires_grad(false);
     bytes += param.numel() * static_cast<int64_t>(param.element_size());
   }
+  for (const auto& item : model->named_buffers()) {
+    bytes += item.value().numel() * static_cast<int64_t>(item.value().element_size());
+    scales += 1;
+  }
   spdlog::info("LoadDiT: {} ({}, {} blocks, dim {}, {} heads{}) weights {}, compute {}, {}", path,
                to_string(config.variant), config.num_layers, config.dim, config.num_heads,
-               dequantized ? ", fp8 scaled" : "", c10::toString(weight_dtype),
+               scales ? ", fp8 scaled kept as stored" : "",
+               weight_dtype ? c10::toString(*weight_dtype) : "as stored",
                c10::toString(compute_dtype), format_bytes(bytes));
   return model;
 }

@@ -10,6 +10,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -87,11 +88,18 @@ TORCH_MODULE(WanDit);
 // projection, head, img_emb ends, modulation, norms). The planner uses the same rule.
 bool dit_keeps_float32(const std::string& key);
 
+// The dtype load_wan_dit keeps the floating-point tensor `key` in when the file stores it as
+// `stored`: float32 for the float32 parts of the dtype policy, else `weight_dtype`, or the
+// stored dtype when `weight_dtype` is unset ("as stored": fp16 stays fp16, fp8 stays fp8).
+at::ScalarType dit_kept_dtype(const std::string& key, at::ScalarType stored,
+                              std::optional<at::ScalarType> weight_dtype);
+
 // Reads a DiT checkpoint (safetensors, sharded index.json, .pth; ComfyUI prefix and fp8-scaled
-// weights accepted), detects its configuration and loads it. Weights are stored in
-// `weight_dtype` except the float32 parts of the dtype policy (time embedding and projection,
-// head, norms, modulation), which stay float32; matmuls run in `compute_dtype`.
-WanDit load_wan_dit(const std::string& path, at::ScalarType weight_dtype = at::kBFloat16,
+// weights accepted), detects its configuration and loads it. Weights are kept as
+// dit_kept_dtype says (unset `weight_dtype`: each as stored, fp8 with its scale); matmuls run
+// in `compute_dtype`, each layer casting its weight per call.
+WanDit load_wan_dit(const std::string& path,
+                    std::optional<at::ScalarType> weight_dtype = at::kBFloat16,
                     at::ScalarType compute_dtype = at::kBFloat16);
 
 }  // namespace wan::models

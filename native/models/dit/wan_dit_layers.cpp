@@ -74,13 +74,6 @@ at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   return rotated.reshape(sizes).to(out_dtype);
 }
 
-at::Tensor linear_in(const torch::nn::Linear& layer, const at::Tensor& x, at::ScalarType dtype) {
-  const auto& w = layer->weight;
-  const auto& b = layer->bias;
-  return at::linear(x.to(dtype), w.scalar_type() == dtype ? w : w.to(dtype),
-                    b.defined() && b.scalar_type() != dtype ? b.to(dtype) : b);
-}
-
 // ---- norms ----
 
 WanRmsNormImpl::WanRmsNormImpl(int64_t dim, double eps) : eps_(eps) {

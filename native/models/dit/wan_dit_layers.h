@@ -3,7 +3,8 @@
 //
 // Dtype policy (as the official code under autocast): the residual stream, time modulation,
 // norms and the head run in float32; linear layers and convolutions run in the compute dtype
-// carried by DitBlockContext (float32 for parity, bf16 for speed).
+// carried by DitBlockContext (float32 for parity, bf16 for speed), their weights cast per call by
+// linear_in (models/common/weight_cast.h) when kept in another dtype (fp16, fp8).
 #pragma once
 #include <ATen/ATen.h>
 #include <torch/arg.h>
@@ -16,6 +17,8 @@
 #include <cstdint>
 #include <utility>
 #include <vector>
+
+#include "models/common/weight_cast.h"
 
 namespace wan::models {
 
@@ -49,9 +52,6 @@ std::pair<at::Tensor, at::Tensor> rope_tables(const std::vector<DitGrid>& grids,
 // the arithmetic runs in the tables' dtype and the result has `out_dtype`.
 at::Tensor rope_apply(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                       at::ScalarType out_dtype);
-
-// x @ W^T + b in `dtype` (the weight is cast when stored in another dtype).
-at::Tensor linear_in(const torch::nn::Linear& layer, const at::Tensor& x, at::ScalarType dtype);
 
 // Mirrors WanRMSNorm: x * rsqrt(mean(x^2) + eps) * weight, computed in float32.
 class WanRmsNormImpl : public torch::nn::Module {

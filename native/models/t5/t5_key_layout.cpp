@@ -46,24 +46,42 @@ std::optional<std::pair<std::string, std::string>> split_block_key(const std::st
   return std::make_pair(std::move(index), key.substr(dot + 1));
 }
 
-// Renames keys with the tables, direction chosen by `to_official`.
-io::TensorMap rename(io::TensorMap tensors, bool to_official) {
+// One key renamed with the tables, direction chosen by `to_official`; unknown keys unchanged.
+std::string renamed_key(const std::string& key, bool to_official) {
   const std::string from_prefix = to_official ? kHfBlockPrefix : kOfficialBlockPrefix;
   const std::string to_prefix = to_official ? kOfficialBlockPrefix : kHfBlockPrefix;
-  io::TensorMap out;
-  for (auto& [key, tensor] : tensors) {
-    std::string renamed = key;
-    for (const auto& [hf, official] : kTopKeys) {
-      if (key == (to_official ? hf : official)) renamed = to_official ? official : hf;
-    }
-    if (auto parts = split_block_key(key, from_prefix)) {
-      for (const auto& [hf, official] : kBlockKeys) {
-        if (parts->second == (to_official ? hf : official))
-          renamed = to_prefix + parts->first + "." + (to_official ? official : hf);
-      }
-    }
-    out.emplace(std::move(renamed), std::move(tensor));
+  std::string renamed = key;
+  for (const auto& [hf, official] : kTopKeys) {
+    if (key == (to_official ? hf : official)) renamed = to_official ? official : hf;
   }
+  if (auto parts = split_block_key(key, from_prefix)) {
+    for (const auto& [hf, official] : kBlockKeys) {
+      if (parts->second == (to_official ? hf : official))
+        renamed = to_prefix + parts->first + "." + (to_official ? official : hf);
+    }
+  }
+  return renamed;
+}
+
+// Scaled fp8 files name a layer's scale "<layer>.scale_weight" (or ".weight_scale"): it follows
+// its weight "<layer>.weight" through the renaming.
+std::string renamed_key_or_scale(const std::string& key, bool to_official) {
+  for (const std::string suffix : {"scale_weight", "weight_scale"}) {
+    if (key.size() <= suffix.size() ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string layer = key.substr(0, key.size() - suffix.size());
+    const std::string weight = renamed_key(layer + "weight", to_official);
+    return weight.substr(0, weight.size() - std::string("weight").size()) + suffix;
+  }
+  return renamed_key(key, to_official);
+}
+
+// Renames keys with the tables, direction chosen by `to_official`.
+io::TensorMap rename(io::TensorMap tensors, bool to_official) {
+  io::TensorMap out;
+  for (auto& [key, tensor] : tensors)
+    out.emplace(renamed_key_or_scale(key, to_official), std::move(tensor));
   return out;
 }
 

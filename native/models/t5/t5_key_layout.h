@@ -14,7 +14,8 @@ namespace wan::models {
 bool is_hf_t5_layout(const io::TensorMap& tensors);
 
 // Renames Hugging Face T5 encoder keys to the official names. "encoder.embed_tokens.weight" (a
-// tied copy of "shared.weight") is dropped when "shared.weight" is present. Keys it does not know
+// tied copy of "shared.weight") is dropped when "shared.weight" is present. A scaled fp8 layer's
+// "<layer>.scale_weight" / ".weight_scale" is renamed with its weight. Keys it does not know
 // are kept unchanged so that the weight loader reports them as unexpected.
 io::TensorMap hf_t5_to_official(io::TensorMap tensors);
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/common/attention.h"
+#include "models/common/weight_cast.h"
 
 namespace wan::models {
 namespace {
@@ -122,21 +123,27 @@ bool Umt5Config::operator==(const Umt5Config& o) const {
 // pages of a large allocation cost no memory until then.
 T5LinearImpl::T5LinearImpl(int64_t in_features, int64_t out_features,
                            const Umt5EncoderOptions& options)
-    : matmul_(options.matmul()), upcast_rows_(std::max<int64_t>(1, options.upcast_rows())) {
+    : compute_dtype_(options.dtype()),
+      matmul_(options.matmul()),
+      upcast_rows_(std::max<int64_t>(1, options.upcast_rows())) {
   weight = register_parameter("weight", at::empty({out_features, in_features}, options.dtype()),
                               /*requires_grad=*/false);
 }
 
 at::Tensor T5LinearImpl::forward(const at::Tensor& x) {
-  if (weight.scalar_type() == x.scalar_type()) return at::linear(x, weight);
-  if (matmul_ == Umt5Matmul::kReducedInputs)
-    return at::linear(x.to(weight.scalar_type()), weight).to(x.scalar_type());
+  const auto out_dtype = x.scalar_type();
+  if (weight.scalar_type() == out_dtype) return at::linear(x, weight);
+  if (compute_dtype_ == out_dtype || matmul_ == Umt5Matmul::kReducedInputs)
+    return at::linear(x.to(compute_dtype_), cast_weight(*this, weight, compute_dtype_))
+        .to(out_dtype);
   // kFloatWeights: upcast a block of rows at a time so no full float32 copy exists.
+  const auto scale = weight_scale_of(*this);
   std::vector<at::Tensor> parts;
   const int64_t rows = weight.size(0);
   for (int64_t start = 0; start < rows; start += upcast_rows_) {
     const int64_t count = std::min(upcast_rows_, rows - start);
-    parts.push_back(at::linear(x, weight.narrow(0, start, count).to(x.scalar_type())));
+    const auto row_scale = scale.defined() && scale.dim() > 0 ? scale.narrow(0, start, count) : scale;
+    parts.push_back(at::linear(x, cast_weight(weight.narrow(0, start, count), out_dtype, row_scale)));
   }
   return parts.size() == 1 ? parts[0] : at::cat(parts, -1);
 }
@@ -154,7 +161,11 @@ at::Tensor T5LayerNormImpl::forward(const at::Tensor& x) {
   // Same operations as T5LayerNorm; with a bf16 weight the product promotes to float32.
   const auto xf = x.to(at::kFloat);
   auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight * normed;
+  // A bf16 weight promotes to float32 by itself; fp8 does not take part in promotion.
+  return (weight.scalar_type() == at::kFloat8_e4m3fn || weight.scalar_type() == at::kFloat8_e5m2
+              ? weight.to(at::kFloat)
+              : weight) *
+         normed;
 }
 
 T5EmbeddingImpl::T5EmbeddingImpl(int64_t count, int64_t dim, at::ScalarType dtype) {

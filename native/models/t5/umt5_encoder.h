@@ -61,7 +61,9 @@ enum class Umt5Matmul {
 };
 
 struct Umt5EncoderOptions {
-  // Storage dtype of the parameters (kFloat for parity, kBFloat16 as the checkpoint ships).
+  // Dtype the linear layers compute in (kFloat for parity, kBFloat16 as the checkpoint ships),
+  // and the dtype parameters are kept in, except those stored narrower (fp8), which stay as
+  // stored and are cast per call (models/common/weight_cast.h).
   TORCH_ARG(at::ScalarType, dtype) = at::kFloat;
   TORCH_ARG(Umt5Matmul, matmul) = Umt5Matmul::kReducedInputs;
   // Weight rows upcast per multiply in kFloatWeights: 128 rows of 4096 float32 values (2 MiB)
@@ -69,7 +71,8 @@ struct Umt5EncoderOptions {
   TORCH_ARG(int64_t, upcast_rows) = 128;
 };
 
-// Linear layer without bias (T5 has none) whose weight may be stored in a reduced dtype.
+// Linear layer without bias (T5 has none) whose weight may be stored in a reduced dtype (bf16,
+// or fp8 with a scale_weight buffer).
 class T5LinearImpl : public torch::nn::Module {
  public:
   T5LinearImpl(int64_t in_features, int64_t out_features, const Umt5EncoderOptions& options);
@@ -79,6 +82,7 @@ class T5LinearImpl : public torch::nn::Module {
   at::Tensor weight;
 
  private:
+  at::ScalarType compute_dtype_;
   Umt5Matmul matmul_;
   int64_t upcast_rows_;
 };

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "io/key_layout.h"
 #include "io/tensor_index.h"
 #include "models/common/weights.h"
 #include "models/t5/t5_key_layout.h"
@@ -42,8 +41,6 @@ Umt5Encoder load_umt5_encoder(io::TensorMap tensors, const std::string& origin,
                               std::optional<std::string>* spiece_model) {
   auto spiece = take_spiece_model(tensors, origin);
   if (spiece_model) *spiece_model = std::move(spiece);
-  const int64_t dequantized = io::dequantize_scaled_fp8(tensors, at::kFloat);
-  if (dequantized > 0) spdlog::debug("{}: dequantized {} fp8 weights", origin, dequantized);
   const bool hf = is_hf_t5_layout(tensors);
   if (hf) tensors = hf_t5_to_official(std::move(tensors));
 
@@ -51,11 +48,18 @@ Umt5Encoder load_umt5_encoder(io::TensorMap tensors, const std::string& origin,
   Umt5Encoder encoder(config, options);
   LoadWeightsOptions load_options;
   load_options.dtype = options.dtype();
+  load_options.keep_narrower = true;  // fp8 stays fp8; the linear layers cast it per call
   load_weights(*encoder, tensors, origin, load_options);
   encoder->eval();
-  spdlog::info("LoadT5: {} ({} layout, {} layers, dim {}, {} heads) -> {}", origin,
-               hf ? "Hugging Face" : "official", config.num_layers(), config.dim(),
-               config.num_heads(), c10::toString(options.dtype()));
+  int64_t bytes = 0, fp8 = 0;
+  for (const auto& item : encoder->named_parameters()) {
+    bytes += item.value().numel() * static_cast<int64_t>(item.value().element_size());
+    fp8 += item.value().element_size() == 1 && item.value().is_floating_point() ? 1 : 0;
+  }
+  spdlog::info("LoadT5: {} ({} layout, {} layers, dim {}, {} heads) -> compute {}, {} fp8 "
+               "tensors kept as stored, {} of weights",
+               origin, hf ? "Hugging Face" : "official", config.num_layers(), config.dim(),
+               config.num_heads(), c10::toString(options.dtype()), fp8, format_bytes(bytes));
   return encoder;
 }
 

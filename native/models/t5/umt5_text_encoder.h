@@ -30,9 +30,10 @@ class Umt5TextEncoder {
   Umt5Encoder encoder_;
 };
 
-// Builds an encoder from checkpoint tensors in either layout: dequantizes fp8 "scaled" weights,
-// renames Hugging Face T5 keys, reads the config off the shapes and loads every parameter (one
-// LoadError lists missing / unexpected / mis-shaped keys). A "spiece_model" tensor is moved into
+// Builds an encoder from checkpoint tensors in either layout: renames Hugging Face T5 keys (and
+// their fp8 scales), reads the config off the shapes and loads every parameter (one LoadError
+// lists missing / unexpected / mis-shaped keys). fp8 weights, "scaled" ones included, stay fp8
+// in memory; the linear layers cast them to `options.dtype()` per call. A "spiece_model" tensor is moved into
 // `spiece_model` when given (dropped otherwise).
 Umt5Encoder load_umt5_encoder(io::TensorMap tensors, const std::string& origin,
                               const Umt5EncoderOptions& options,
@@ -40,8 +41,9 @@ Umt5Encoder load_umt5_encoder(io::TensorMap tensors, const std::string& origin,
 
 // Loads weights (.pth / .safetensors / index.json) and the tokenizer: `tokenizer_path` is a
 // spiece.model file or a directory holding one; when empty the checkpoint's "spiece_model"
-// tensor is used. `dtype` is the storage dtype of the weights (kFloat for parity, kBFloat16 for
-// the real model).
+// tensor is used. `dtype` is the compute dtype of the linear layers (kFloat for parity,
+// kBFloat16 for the real model) and the dtype weights are kept in, except fp8 ones, which stay
+// fp8.
 Umt5TextEncoder load_umt5_text_encoder(const std::string& weights_path,
                                        const std::string& tokenizer_path, at::ScalarType dtype,
                                        int64_t text_len = 512);
