@@ -27,6 +27,12 @@ constexpr size_t kAggregate = 0;
 
 bool available() { return c10::cuda::device_count() > 0; }
 
+std::string unavailable_reason() {
+  if (available()) return "";
+  return "LibTorch has CUDA but sees no device (no NVIDIA driver, or CUDA_VISIBLE_DEVICES hides "
+         "them)";
+}
+
 int device_count() { return static_cast<int>(c10::cuda::device_count()); }
 
 void mem_info(int index, int64_t* free, int64_t* total) {
@@ -53,6 +59,14 @@ void reset_peak(int index) {
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
 }
 
+int64_t reserved_current(int index) {
+  const auto stats =
+      c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.reserved_bytes[kAggregate].current;
+}
+
+void empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
+
 void set_memory_fraction(double fraction, int index) {
   c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction,
                                                      static_cast<c10::DeviceIndex>(index));
@@ -61,6 +75,9 @@ void set_memory_fraction(double fraction, int index) {
 #else  // CPU-only LibTorch
 
 bool available() { return false; }
+std::string unavailable_reason() {
+  return "this build of wan-native has no CUDA support (LibTorch without CUDA)";
+}
 int device_count() { return 0; }
 
 [[noreturn]] static void no_cuda() {
@@ -71,6 +88,8 @@ void mem_info(int, int64_t*, int64_t*) { no_cuda(); }
 int64_t allocated_current(int) { no_cuda(); }
 int64_t allocated_peak(int) { no_cuda(); }
 void reset_peak(int) { no_cuda(); }
+int64_t reserved_current(int) { no_cuda(); }
+void empty_cache() { no_cuda(); }
 void set_memory_fraction(double, int) { no_cuda(); }
 
 #endif

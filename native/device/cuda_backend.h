@@ -7,6 +7,9 @@
 namespace wan::device::cuda_backend {
 
 bool available();
+// Why available() is false, for skip and error messages: a CPU-only build, or a CUDA build
+// that sees no device. Empty when a device is available.
+std::string unavailable_reason();
 int device_count();
 // Driver view of a device: free and total bytes (cudaMemGetInfo).
 void mem_info(int index, int64_t* free, int64_t* total);
@@ -14,6 +17,11 @@ void mem_info(int index, int64_t* free, int64_t* total);
 int64_t allocated_current(int index);
 int64_t allocated_peak(int index);
 void reset_peak(int index);
+// Bytes the caching allocator holds from the driver: live blocks plus its cache.
+int64_t reserved_current(int index);
+// Gives the cache's unused blocks back to the driver, so that a memory fraction set next
+// limits live tensors only.
+void empty_cache();
 // Makes the caching allocator raise its own out-of-memory past fraction * total.
 void set_memory_fraction(double fraction, int index);
 // Whether `e` is CUDA's out-of-memory error (c10::OutOfMemoryError).

@@ -1,0 +1,145 @@
+// The media API of a build without codec libraries (cmake -DWAN_WITH_MEDIA=OFF, the device
+// machine's build): whatever reads or writes an image, video or metadata container throws an
+// error saying so, naming what was asked for. SaveTensor keeps working (safetensors needs no
+// codec), so graphs ending in it run end to end.
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "media/embedded_metadata.h"
+#include "media/image_file.h"
+#include "media/output_files.h"
+#include "media/video_file.h"
+#include "media/video_writer.h"
+
+namespace wan::media {
+namespace {
+
+[[noreturn]] void built_without_media(const std::string& what) {
+  throw Error(what +
+              ": this wan-native is built without media (cmake -DWAN_WITH_MEDIA=OFF: no libwebp, "
+              "libpng, libjpeg or FFmpeg); rebuild with them, or save results with SaveTensor");
+}
+
+at::Tensor float_tensor(const at::Tensor& tensor, const std::string& what) {
+  if (!tensor.defined()) throw ValidationError(what + ": no tensor given");
+  if (!at::isFloatingType(tensor.scalar_type()))
+    throw ValidationError(what + ": expected a floating tensor, got " +
+                          c10::str(tensor.scalar_type()));
+  return tensor.detach().to(at::kCPU, at::kFloat).contiguous();
+}
+
+}  // namespace
+
+// ---- image_file.h ----------------------------------------------------------------------------
+
+LoadedImage load_image(const std::string& path) { built_without_media("reading image " + path); }
+LoadedImage decode_image(const uint8_t*, size_t, const std::string& origin) {
+  built_without_media("decoding image " + origin);
+}
+at::Tensor image_to_mask(const at::Tensor&, const std::string& channel) {
+  built_without_media("ImageToMask (" + channel + ")");
+}
+at::Tensor image_to_uint8(const at::Tensor&, const std::string& what) {
+  built_without_media(what + ": 8-bit image conversion");
+}
+at::Tensor uint8_to_image(const at::Tensor&) { built_without_media("8-bit image conversion"); }
+
+// ---- video_file.h ----------------------------------------------------------------------------
+
+at::Tensor load_video(const std::string& spec, int64_t) { built_without_media("reading video " + spec); }
+double video_frame_rate(const std::string& path) {
+  built_without_media("reading the frame rate of " + path);
+}
+std::vector<std::string> list_frame_files(const std::string& spec) {
+  built_without_media("listing frame files " + spec);
+}
+void route_ffmpeg_logs() {}  // no FFmpeg, nothing to route
+
+// ---- video_writer.h --------------------------------------------------------------------------
+
+void save_webp(const std::string& path, const at::Tensor&, double, const OutputMetadata&,
+               const WebpOptions&, const FrameProgress&) {
+  built_without_media("writing WebP " + path);
+}
+void save_mp4(const std::string& path, const at::Tensor&, double, const OutputMetadata&,
+              const FrameProgress&) {
+  built_without_media("writing MP4 " + path);
+}
+void save_png_frames(const std::string& folder, const at::Tensor&, const OutputMetadata&,
+                     const FrameProgress&) {
+  built_without_media("writing PNG frames to " + folder);
+}
+SavedOutput save_video(const std::string&, const std::string& filename_prefix, VideoFormat,
+                       const at::Tensor&, double, const OutputMetadata&, const FrameProgress&,
+                       const WebpOptions&) {
+  built_without_media("SaveVideo (" + filename_prefix + ")");
+}
+std::vector<SavedOutput> save_images(const std::string&, const std::string& filename_prefix,
+                                     const at::Tensor&, const OutputMetadata&, int,
+                                     const FrameProgress&) {
+  built_without_media("SaveImage (" + filename_prefix + ")");
+}
+
+VideoFormat parse_video_format(const std::string& name) {
+  if (name == "webp") return VideoFormat::kWebp;
+  if (name == "mp4") return VideoFormat::kMp4;
+  if (name == "png") return VideoFormat::kPng;
+  throw ValidationError("SaveVideo: format '" + name + "' is not one of webp, mp4, png");
+}
+
+std::string video_format_extension(VideoFormat format) {
+  switch (format) {
+    case VideoFormat::kWebp: return "webp";
+    case VideoFormat::kMp4: return "mp4";
+    default: return "";
+  }
+}
+
+void save_tensor_file(const std::string& path, const at::Tensor& tensor) {
+  io::save_safetensors(path, {{"tensor", float_tensor(tensor, path)}});
+}
+
+SavedOutput save_tensor(const std::string& output_dir, const std::string& filename_prefix,
+                        const at::Tensor& tensor) {
+  at::Tensor t = float_tensor(tensor, "SaveTensor");
+  // %width%/%height%: IMAGE [F, H, W, 3] or a latent [..., H, W].
+  const bool image = t.dim() == 4 && t.size(3) == 3;
+  const int64_t width = image ? t.size(2) : t.dim() >= 2 ? t.size(-1) : 0;
+  const int64_t height = image ? t.size(1) : t.dim() >= 2 ? t.size(-2) : 0;
+  SavedOutput saved = save_with_counter(
+      output_dir, filename_prefix, "safetensors", width, height,
+      [&](const std::string& temp) { io::save_safetensors(temp, {{"tensor", t}}); });
+  spdlog::info("SaveTensor: {} {}", saved.path, c10::str(t.sizes()));
+  return saved;
+}
+
+// ---- embedded_metadata.h ---------------------------------------------------------------------
+
+std::optional<std::string> OutputMetadata::find(const std::string& key) const {
+  if (key == "prompt") return prompt;
+  for (const auto& [k, v] : extra)
+    if (k == key) return v;
+  return std::nullopt;
+}
+std::string comfy_json_dumps(const nlohmann::ordered_json&) {
+  built_without_media("embedding the prompt in an output file");
+}
+std::string comfy_json_dumps_sorted(const nlohmann::json&) {
+  built_without_media("embedding the prompt in an output file");
+}
+OutputMetadata read_embedded_metadata(const std::string& path) {
+  built_without_media("reading the metadata of " + path);
+}
+std::vector<PngChunk> png_chunks(const uint8_t*, size_t, const std::string& origin) {
+  built_without_media("reading PNG chunks of " + origin);
+}
+std::vector<uint8_t> build_tiff_ascii(std::vector<TiffAsciiTag>) {
+  built_without_media("writing EXIF");
+}
+std::vector<TiffAsciiTag> parse_tiff_ascii(const uint8_t*, size_t) {
+  built_without_media("reading EXIF");
+}
+int tiff_orientation(const uint8_t*, size_t) { built_without_media("reading EXIF orientation"); }
+
+}  // namespace wan::media

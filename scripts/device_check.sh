@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one-shot device check: one command on the lent GPU machine (docs/gpu.md).
+#
+#   bash scripts/device_check.sh --out DIR [--dry-run] [--parts LIST] [--build-dir DIR]
+#
+# On the GPU machine (needs .device_bundle/ carried along: scripts/device_bundle.sh) it builds
+# build-device/ against that machine's torch (WAN_WITH_MEDIA=OFF, libraries from the bundle),
+# runs the CUDA tests, then measures, printing a line per part and writing device_check.json,
+# device_check.md and cuda_device_tests.xml under --out after every part. Expected on an H200
+# (16 cores), about 8 minutes in all:
+#   build       configure + the five targets on 16 cores                          ~3.5 min
+#   tests       device_tests (CudaDevice.* on the card)                           ~10 s
+#   configs     random official-shape weights (~14 GB, generated on the card) ~40 s, then the
+#               four t2v-1.3B configurations at 480x832x81, 2 steps, --vram 11.49GiB, each
+#               planned (--plan) and run; baseline must fail moving T5 in          ~3 min
+#   placements  auto / stream / tiled VAE at 6 and 8 GiB: "not built" until they exist  ~1 s
+#   dit         one DiT forward at 480x832x81 bf16 (3 timed), then the official WanModel
+#               with PyTorch attention on the same weights and inputs              ~40 s
+#   copy        host<->device copies of 1 GiB, pageable and pinned                 ~10 s
+# --dry-run takes every part's code path on a machine without a GPU: the existing build/ (no
+# second build), tiny models, 64x64x9, the virtual accelerator; under 2 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${WAN_CHECK_PYTHON:-}
+if [ -z "$python" ]; then
+  # The dry run uses the venv's torch (the one build/ links); the GPU machine its own Python's.
+  if [[ " $* " == *" --dry-run "* ]] && [ -x .venv/bin/python ]; then
+    python=.venv/bin/python
+  else
+    python=$(command -v python3 || command -v python)
+  fi
+fi
+exec "$python" scripts/device_check/device_check.py "$@"

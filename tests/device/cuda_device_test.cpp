@@ -1,0 +1,202 @@
+// The device component on a real CUDA device: what the caching allocator reports against the
+// ledger for gpu and offload placement, CUDA's own out-of-memory turned into wan::OutOfMemory
+// naming the tensor, and pinned host memory. Every test skips, with the reason, where no CUDA
+// device is visible (CI); scripts/device_check.sh runs them on a machine with one.
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "device/cuda_backend.h"
+#include "device/device_manager.h"
+#include "device_test_util.h"
+
+namespace wan::device {
+namespace {
+
+using testing::make_tiny_net;
+using testing::TinyNetImpl;
+
+// The caching allocator hands out blocks in multiples of 512 bytes and counts blocks.
+constexpr int64_t kCudaBlock = 512;
+int64_t cuda_block_bytes(const at::Tensor& t) {
+  const int64_t bytes = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  return (bytes + kCudaBlock - 1) / kCudaBlock * kCudaBlock;
+}
+
+// What the allocator charges for a module's parameters and buffers on the device.
+int64_t cuda_bytes_of(torch::nn::Module& module) {
+  int64_t total = 0;
+  for (const auto& p : module.parameters()) total += cuda_block_bytes(p);
+  for (const auto& b : module.buffers()) total += cuda_block_bytes(b);
+  return total;
+}
+
+bool all_on(torch::nn::Module& module, c10::DeviceType type) {
+  for (const auto& p : module.parameters())
+    if (p.device().type() != type) return false;
+  for (const auto& b : module.buffers())
+    if (b.device().type() != type) return false;
+  return true;
+}
+
+// One Linear of 4096 x 2048 float32 (32 MiB) under the name "proj".
+class WideNetImpl : public torch::nn::Module {
+ public:
+  WideNetImpl() { proj_ = register_module("proj", torch::nn::Linear(4096, 2048)); }
+  static constexpr int64_t kWeightBytes = int64_t{4096} * 2048 * 4;
+
+ private:
+  torch::nn::Linear proj_{nullptr};
+};
+TORCH_MODULE(WideNet);
+
+class CudaDevice : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string reason = cuda_backend::unavailable_reason();
+    if (!reason.empty()) GTEST_SKIP() << "no CUDA device: " << reason;
+    cuda_backend::empty_cache();
+    base_ = cuda_backend::allocated_current(0);
+  }
+  void TearDown() override {
+    if (!cuda_backend::available()) return;
+    cuda_backend::set_memory_fraction(1.0, 0);  // a budgeted ComputeDevice leaves its cap set
+    cuda_backend::empty_cache();
+  }
+  static ComputeDeviceOptions on_cuda() {
+    ComputeDeviceOptions options;
+    options.device = "cuda";
+    return options;
+  }
+  int64_t device_bytes() const { return cuda_backend::allocated_current(0) - base_; }
+
+  int64_t base_ = 0;
+};
+
+TEST_F(CudaDevice, GpuPlacementMovesWeightsAtAdoptAndTheLedgerReadsTheAllocator) {
+  DeviceManager devices(on_cuda());
+  ASSERT_EQ(devices.compute().name(), "cuda:0");
+  auto net = make_tiny_net();
+  const int64_t expected = cuda_bytes_of(*net);
+  devices.ledger().begin_stage("1", "LoadTiny");
+  auto model = devices.adopt(net, Placement::kGpu, "tiny");
+  devices.ledger().end_stage();
+
+  EXPECT_TRUE(model.on_compute_device());
+  EXPECT_TRUE(all_on(*net, c10::kCUDA));
+  EXPECT_EQ(model.bytes(), TinyNetImpl::kBytes);  // the ledger counts exact tensor bytes
+  EXPECT_EQ(device_bytes(), expected);            // the allocator counts its blocks
+  const auto stage = devices.ledger().to_json()["nodes"][0];
+  EXPECT_EQ(stage["bytes_after"]["cuda:0"].get<int64_t>(), cuda_backend::allocated_current(0));
+  EXPECT_EQ(stage["models"]["tiny"], "cuda:0");
+  EXPECT_EQ(stage["transfers"]["bytes_in"].get<int64_t>(), TinyNetImpl::kBytes);
+
+  model = ModelHandle();
+  net.reset();
+  EXPECT_EQ(device_bytes(), 0);  // dropping the model frees its device memory
+}
+
+TEST_F(CudaDevice, OffloadMovesInForTheLeaseAndBackToTheSameCpuTensors) {
+  DeviceManager devices(on_cuda());
+  auto net = make_tiny_net();
+  const void* weight_data = net->named_parameters()["fc1.weight"].data_ptr();
+  const at::Tensor x = at::randn({4, 16});
+  const at::Tensor on_cpu = net->forward(x);
+  auto model = devices.adopt(net, Placement::kOffload, "tiny");
+  EXPECT_EQ(device_bytes(), 0);
+
+  devices.ledger().begin_stage("2", "Compute");
+  at::Tensor out;
+  {
+    auto lease = devices.lease(model, "Compute (node 2)");
+    EXPECT_EQ(lease.device().type(), c10::kCUDA);
+    EXPECT_TRUE(all_on(*net, c10::kCUDA));
+    EXPECT_EQ(device_bytes(), cuda_bytes_of(*net));
+    out = lease.to_cpu(net->forward(lease.to_compute(x)));
+  }
+  devices.ledger().end_stage();
+
+  EXPECT_EQ(device_bytes(), 0);
+  EXPECT_TRUE(all_on(*net, c10::kCPU));
+  EXPECT_EQ(net->named_parameters()["fc1.weight"].data_ptr(), weight_data);
+  EXPECT_TRUE(out.device().is_cpu());
+  EXPECT_TRUE(at::allclose(out, on_cpu, 1e-4, 1e-5)) << (out - on_cpu).abs().max().item<float>();
+  const auto stage = devices.ledger().to_json()["nodes"][0];
+  EXPECT_EQ(stage["transfers"]["bytes_in"].get<int64_t>(), TinyNetImpl::kBytes);
+  EXPECT_EQ(stage["transfers"]["bytes_out"].get<int64_t>(), TinyNetImpl::kBytes);
+  EXPECT_EQ(stage["computed_on"]["tiny"], "cuda:0");
+}
+
+TEST_F(CudaDevice, StagePeakIsTheAllocatorsPeakIncludingActivations) {
+  DeviceManager devices(on_cuda());
+  auto net = make_tiny_net();
+  auto model = devices.adopt(net, Placement::kOffload, "tiny");
+  constexpr int64_t kActivation = 8 << 20;  // 8 MiB, a multiple of the block size
+  devices.ledger().begin_stage("3", "Compute");
+  int64_t allocator_peak = 0;
+  {
+    auto lease = devices.lease(model, "Compute (node 3)");
+    at::Tensor activation = at::empty({kActivation / 4}, at::TensorOptions(lease.device()));
+    activation.fill_(1.0f);
+    activation.reset();
+    allocator_peak = cuda_backend::allocated_peak(0);
+  }
+  devices.ledger().end_stage();
+  const auto stage = devices.ledger().to_json()["nodes"][0];
+  EXPECT_EQ(stage["bytes_peak"]["cuda:0"].get<int64_t>(), allocator_peak);
+  EXPECT_EQ(allocator_peak - base_, cuda_bytes_of(*net) + kActivation);
+}
+
+TEST_F(CudaDevice, CudasOutOfMemoryBecomesOurErrorNamingTheTensorAndUndoesTheMove) {
+  // A 1.5 GiB budget lets the ledger's own check pass; the allocator, capped far below it with
+  // setMemoryFraction, then refuses the 32 MiB weight itself.
+  ComputeDeviceOptions options = on_cuda();
+  options.vram = 2 * kGiB;
+  options.reserve = kGiB / 2;
+  DeviceManager devices(options);
+  int64_t driver_free = 0, driver_total = 0;
+  cuda_backend::mem_info(0, &driver_free, &driver_total);
+  cuda_backend::set_memory_fraction(
+      static_cast<double>(16 * kMiB) / static_cast<double>(driver_total), 0);
+
+  auto net = WideNet().ptr();
+  devices.ledger().begin_stage("4", "LoadWide");
+  try {
+    devices.adopt(net, Placement::kGpu, "wide");
+    FAIL() << "a 32 MiB weight moved onto a device capped at 16 MiB";
+  } catch (const OutOfMemory& e) {
+    EXPECT_EQ(e.device(), "cuda:0");
+    EXPECT_EQ(e.tensor(), "proj.weight");
+    EXPECT_EQ(e.bytes_requested(), WideNetImpl::kWeightBytes);
+    EXPECT_EQ(e.bytes_capacity(), 3 * kGiB / 2);
+    const std::string message = e.what();
+    EXPECT_NE(message.find("cuda:0 out of memory moving wide tensor 'proj.weight'"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("stays in CPU memory"), std::string::npos) << message;
+  }
+  devices.ledger().end_stage(StageOutcome::failure("out of memory"));
+  EXPECT_TRUE(all_on(*net, c10::kCPU));
+  EXPECT_EQ(device_bytes(), 0);
+}
+
+TEST_F(CudaDevice, PinnedHostMemoryRoundTripsAndIsNotChargedToTheHostPool) {
+  DeviceManager devices(on_cuda());  // installs the tracking CPU allocator
+  const int64_t host_before = ComputeDevice::host_stats().bytes_current;
+  constexpr int64_t kElements = 1 << 20;
+  at::Tensor pinned =
+      at::empty({kElements}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+  // Pinned blocks come from CUDA's host allocator, not c10's CPU allocator (docs/gpu.md).
+  EXPECT_EQ(ComputeDevice::host_stats().bytes_current, host_before);
+  EXPECT_TRUE(pinned.is_pinned());
+  pinned.copy_(at::arange(kElements, at::kFloat));
+  const at::Tensor on_device = pinned.to(devices.compute().device(), /*non_blocking=*/true);
+  at::Tensor back = at::empty_like(pinned, at::TensorOptions().pinned_memory(true));
+  back.copy_(on_device, /*non_blocking=*/true);
+  torch::cuda::synchronize();
+  EXPECT_TRUE(at::equal(back, at::arange(kElements, at::kFloat)));
+}
+
+}  // namespace
+}  // namespace wan::device
