@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import glob
 import hashlib
 import inspect
@@ -162,7 +163,58 @@ def _free_comfy_memory(mm, class_type, inputs, view):
     elif not folders:
         need = int(mm.minimum_inference_memory()) if hasattr(mm, "minimum_inference_memory") else 0
     if need > 0:
-        mm.free_memory(need, torch.device(name))
+        _freeing_for_native_node.on = True
+        try:
+            mm.free_memory(need, torch.device(name))
+        finally:
+            _freeing_for_native_node.on = False
+
+
+# Set while a native node asks ComfyUI for room, so that request does not unload native models.
+_freeing_for_native_node = threading.local()
+
+
+def _frees_native_device(device):
+    """Whether ComfyUI freeing `device` concerns the memory the native models sit in: the same
+    CUDA device, or the CPU-backed virtual accelerator when ComfyUI runs on the CPU."""
+    ours = _native.settings()["device"]
+    try:
+        dev = torch.device(device)
+    except (TypeError, RuntimeError):
+        return False
+    if ours.startswith("cuda"):
+        index = int(ours.split(":")[1]) if ":" in ours else 0
+        return dev.type == "cuda" and (dev.index or 0) == index
+    return ours != "cpu" and dev.type == "cpu"
+
+
+def _hook_comfy_unload(mm):
+    """Makes ComfyUI's unload path release native models too: its free_memory (which
+    unload_all_models and the frontend's "Unload models" end in) unloads ComfyUI's models first
+    and then, if that was not enough, moves every idle native model off that device."""
+    original = getattr(mm, "free_memory", None) if mm is not None else None
+    if original is None or getattr(original, "_wan_native", False):
+        return
+    get_free = getattr(mm, "get_free_memory", None)
+
+    def free_memory(memory_required, device, *args, **kwargs):
+        result = original(memory_required, device, *args, **kwargs)
+        if getattr(_freeing_for_native_node, "on", False) or not _configured:
+            return result
+        if not _frees_native_device(device):
+            return result
+        if get_free is not None and get_free(device) >= memory_required:
+            return result
+        freed = _native.unload_models()
+        if freed:
+            log.info("wan-native: unloaded %.1f MiB of idle native models from %s for ComfyUI",
+                     freed / 2**20, device)
+            if torch.device(device).type == "cuda":
+                torch.cuda.empty_cache()
+        return result
+
+    free_memory._wan_native = True
+    mm.free_memory = free_memory
 
 
 def _comfy_message(message):
@@ -500,6 +552,8 @@ def _comfy_node_names():
 
 
 _register_tokenizer_folder(_folder_paths())
+if _inside_comfyui():
+    _hook_comfy_unload(_comfy_module("comfy.model_management"))
 CORE_NODES = sorted(name for name, info in _OBJECT_INFO.items() if _is_core_node(info))
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}

@@ -288,6 +288,45 @@ void DeviceManager::move_out(ModelRecord& record) {
   ledger_.add_transfer(0, released, seconds_since(start));
 }
 
+int64_t DeviceManager::unload_idle_models() {
+  at::NoGradGuard no_grad;
+  std::lock_guard<std::mutex> lock(mutex_);
+  int64_t released = 0;
+  for (const auto& weak : records_) {
+    auto record = weak.lock();
+    if (!record || !record->on_compute || record->leases > 0) continue;
+    const auto start = std::chrono::steady_clock::now();
+    int64_t bytes = 0;
+    if (!record->cpu_copies.empty()) {
+      for (const auto& [handle, cpu] : record->cpu_copies) bytes += tensor_bytes(cpu);
+      move_out(*record);
+    } else {
+      // A `gpu` model keeps no CPU copies: copy every tensor out first, then swap them all, so
+      // a CPU allocation failure leaves the model wholly on the device.
+      auto slots = weight_slots(*record->module);
+      std::vector<at::Tensor> copies;
+      copies.reserve(slots.size());
+      {
+        MemoryPoolScope host(MemoryPool::kHost);
+        for (const auto& slot : slots) {
+          const at::Tensor data = slot.handle.variable_data();
+          copies.push_back(data.device().is_cpu() ? data.clone() : data.to(c10::kCPU));
+        }
+      }
+      for (size_t i = 0; i < slots.size(); ++i) {
+        bytes += tensor_bytes(copies[i]);
+        slots[i].handle.set_data(copies[i]);
+      }
+      record->on_compute = false;
+      ledger_.add_transfer(0, bytes, seconds_since(start));
+    }
+    spdlog::info("{}: unloaded {} from {} (the next node that uses it moves it back)", record->name,
+                 format_bytes(bytes), record->compute_name);
+    released += bytes;
+  }
+  return released;
+}
+
 at::Tensor DeviceManager::to_compute(const at::Tensor& tensor) const {
   if (!compute_->is_accelerator() || !tensor.defined()) return tensor;
   if (compute_->kind() == ComputeKind::kVirtual) {

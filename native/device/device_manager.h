@@ -114,6 +114,11 @@ class DeviceManager {
   // A tensor in CPU memory (out of the compute device's count).
   at::Tensor to_cpu(const at::Tensor& tensor) const;
 
+  // Moves every model that is on the compute device and not computing (no lease) back to CPU
+  // memory, as a host's "unload models" asks; its next lease moves it in again. Returns the
+  // device bytes released. A failed copy to the CPU leaves every model where it was.
+  int64_t unload_idle_models();
+
   // Live models, for reports.
   std::vector<ModelMemory> models() const;
   // Bytes per device now; the compute device first, then "cpu" when they differ.

@@ -12,6 +12,7 @@
 
 #include "core/bounded_json.h"
 #include "core/error.h"
+#include "graph/group_nodes.h"
 #include "graph/subgraphs.h"
 #include "io/input_file.h"
 
@@ -156,9 +157,14 @@ class UiGraph {
   std::map<int64_t, UiLink> links_;
 };
 
-void map_widgets(const json& node, const NodeSchema& schema, json& inputs) {
+json convert_ui(const json& ui, const NodeRegistry& registry);
+
+}  // namespace
+
+json widget_values_by_input(const json& node, const NodeSchema& schema) {
+  json inputs = json::object();
   auto it = node.find("widgets_values");
-  if (it == node.end() || it->is_null()) return;
+  if (it == node.end() || it->is_null()) return inputs;
   const json& values = *it;
   if (values.is_object()) {  // some frontends store {input_id: value}
     for (const Input* input : schema.ordered_inputs()) {
@@ -166,9 +172,9 @@ void map_widgets(const json& node, const NodeSchema& schema, json& inputs) {
         inputs[input->id()] = values[input->id()];
       }
     }
-    return;
+    return inputs;
   }
-  if (!values.is_array()) return;
+  if (!values.is_array()) return inputs;
   size_t index = 0;
   for (const Input* input : schema.ordered_inputs()) {
     if (!input->is_widget()) continue;
@@ -181,14 +187,11 @@ void map_widgets(const json& node, const NodeSchema& schema, json& inputs) {
       ++index;
   }
   if (index < values.size()) {
-    spdlog::debug("workflow: node {} ({}) has {} widget values, {} used", id_string(node["id"]),
-                  schema.name(), values.size(), index);
+    spdlog::debug("workflow: node {} ({}) has {} widget values, {} used",
+                  node.contains("id") ? node["id"].dump() : "?", schema.name(), values.size(), index);
   }
+  return inputs;
 }
-
-json convert_ui(const json& ui, const NodeRegistry& registry);
-
-}  // namespace
 
 bool is_api_prompt(const json& workflow) {
   const json& nodes = api_nodes(workflow);
@@ -206,7 +209,7 @@ bool is_ui_workflow(const json& workflow) {
 json ui_to_api(const json& ui, const NodeRegistry& registry) {
   if (!is_ui_workflow(ui)) throw ValidationError("workflow: not a UI workflow (no 'nodes' array)");
   try {
-    return convert_ui(flatten_subgraphs(ui), registry);
+    return convert_ui(expand_group_nodes(flatten_subgraphs(ui), registry), registry);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere in the workflow.
     throw ValidationError(std::string("workflow: malformed UI workflow: ") + e.what());
@@ -226,7 +229,7 @@ json convert_ui(const json& ui, const NodeRegistry& registry) {
 
     json inputs = json::object();
     const NodeSchema* schema = registry.find(type);
-    if (schema) map_widgets(node, *schema, inputs);
+    if (schema) inputs = widget_values_by_input(node, *schema);
     // Links win over widget values: a widget converted to an input keeps a stale value.
     for (const auto& input : node.value("inputs", json::array())) {
       if (!input.contains("link") || input["link"].is_null()) continue;

@@ -26,10 +26,16 @@ bool is_ui_workflow(const nlohmann::json& workflow);
 // - a bypassed node (mode 4) is dropped and passes on its input of the linked output's type;
 // - Reroute forwards its input link, PrimitiveNode becomes the literal it holds, Note and
 //   MarkdownNote are dropped, groups are ignored;
-// - a node's "title" becomes _meta.title.
+// - a node's "title" becomes _meta.title;
+// - subgraph instances (graph/subgraphs.h) and legacy group nodes (graph/group_nodes.h) become
+//   their inner nodes, ids "<instance>:<inner>".
 // Throws ValidationError for a malformed workflow (a link id that is not in "links", ...).
 // Unknown node types are kept with their links, for the validator to report.
 nlohmann::json ui_to_api(const nlohmann::json& ui, const NodeRegistry& registry);
+
+// The widget inputs a UI node's widgets_values set, by input id, laid out as ui_to_api reads
+// them (an object form maps by name).
+nlohmann::json widget_values_by_input(const nlohmann::json& node, const NodeSchema& schema);
 
 // Either format -> API prompt. Throws ValidationError when it is neither.
 nlohmann::json to_api_prompt(const nlohmann::json& workflow, const NodeRegistry& registry);

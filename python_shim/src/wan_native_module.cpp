@@ -372,6 +372,7 @@ py::dict settings() {
   out["input_dir"] = s.input_dir.string();
   out["device"] = manager.compute().name();
   out["bytes_capacity"] = manager.compute().bytes_capacity();
+  out["bytes_in_use"] = manager.compute().bytes_in_use();
   return out;
 }
 
@@ -459,6 +460,14 @@ PYBIND11_MODULE(_wan_native, m) {
         if (session().executor) session().executor->clear_cache();
       },
       "Drops run_prompt's output cache (and the models it holds).");
+  m.def(
+      "unload_models",
+      [] {
+        py::gil_scoped_release release;
+        return devices().unload_idle_models();
+      },
+      "Moves every native model that is on the compute device and not computing back to CPU "
+      "memory (the next node that uses it moves it in again); returns the device bytes freed.");
   m.def(
       "interrupt", [](bool on) { g_interrupt = on; }, py::arg("on") = true,
       "Stops the running native node at its next step (callable from any thread).");

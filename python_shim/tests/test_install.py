@@ -207,3 +207,52 @@ def test_inside_comfyui_the_device_is_comfyuis_and_oom_names_no_wan_run_flag():
                                                  "models": MODELS_DIR}, env)
     assert got["device"] == "cpu"
     assert got["oom"] and "LoadVAE" in got["oom"] and "--" not in got["oom"], got["oom"]
+
+
+UNLOAD_IN_COMFYUI = """
+    import json, os, sys, types, torch
+    sys.path.insert(0, %(tests)r)
+    comfy = types.ModuleType("comfy")
+    mm = types.ModuleType("comfy.model_management")
+    mm.get_torch_device = lambda: torch.device("cpu")
+    mm.processing_interrupted = lambda: False
+    calls = []
+    def free_memory(memory_required, device, keep_loaded=[]):  # ComfyUI unloads its own here
+        calls.append(str(device))
+    mm.free_memory = free_memory
+    mm.get_free_memory = lambda device=None: 0
+    mm.unload_all_models = lambda: mm.free_memory(1e30, mm.get_torch_device())
+    comfy.model_management = mm
+    nodes = types.ModuleType("nodes")
+    nodes.NODE_CLASS_MAPPINGS = {}
+    fp = types.ModuleType("folder_paths")
+    fp.models_dir = %(models)r
+    fp.folder_names_and_paths = {}
+    fp.add_model_folder_path = lambda name, path, is_default=False: None
+    fp.get_folder_paths = lambda name: [os.path.join(%(models)r, name)]
+    fp.get_filename_list = lambda name: []
+    fp.get_output_directory = lambda: %(out)r
+    fp.get_input_directory = lambda: %(out)r
+    sys.modules.update({"comfy": comfy, "comfy.model_management": mm, "nodes": nodes,
+                        "folder_paths": fp})
+    from conftest import load_like_comfyui
+    pkg = load_like_comfyui(%(shim)r)
+    # The counted virtual accelerator stands in for a CUDA card.
+    pkg.configure(models_dir=%(models)r, device="cpu", vram="1GiB", reserve="0")
+    before = pkg._native.settings()["bytes_in_use"]
+    vae = pkg.NODE_CLASS_MAPPINGS["LoadVAE"]().execute(model_name="vae_tiny.pth",
+                                                       placement="gpu", dtype="fp32")
+    loaded = pkg._native.settings()["bytes_in_use"]
+    mm.unload_all_models()  # what ComfyUI's "Unload models" (POST /free) ends in
+    after = pkg._native.settings()["bytes_in_use"]
+    print(json.dumps({"before": before, "loaded": loaded, "after": after, "calls": calls}))
+"""
+
+
+def test_comfyuis_unload_path_releases_idle_native_models(tmp_path):
+    got = run_in_fresh_python(UNLOAD_IN_COMFYUI % {
+        "tests": TESTS_DIR, "models": MODELS_DIR, "out": str(tmp_path), "shim": SHIM_DIR},
+        {"WAN_DEVICE": "", "WAN_VRAM": ""})
+    assert got["loaded"] > got["before"], got          # the VAE's weights sit on the device
+    assert got["after"] == got["before"], got          # and ComfyUI's unload took them off
+    assert got["calls"] == ["cpu"], got                # after ComfyUI unloaded its own models

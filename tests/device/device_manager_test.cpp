@@ -93,6 +93,49 @@ TEST(DeviceManager, OffloadMovesInDuringLeaseAndOutAfterBuffersIncluded) {
   EXPECT_EQ(net->named_parameters()["fc1.weight"].data_ptr(), weight_data);
 }
 
+TEST(DeviceManager, UnloadIdleModelsMovesIdleGpuWeightsOutAndTheNextLeaseBackIn) {
+  DeviceManager devices(budget(kGiB));
+  const int64_t before = virtual_bytes();
+  auto net = make_tiny_net();
+  const at::Tensor x = torch::randn({3, 16});
+  const at::Tensor expected = net->forward(x);
+  auto model = devices.adopt(net, Placement::kGpu, "tiny");
+  auto busy_net = make_tiny_net(2);
+  auto busy = devices.adopt(busy_net, Placement::kGpu, "busy");
+  ASSERT_EQ(virtual_bytes() - before, 2 * TinyNetImpl::kBytes);
+  {
+    // A model that is computing stays; the idle one leaves the device, wholly.
+    auto lease = devices.lease(busy, "Test (node 2)");
+    EXPECT_EQ(devices.unload_idle_models(), TinyNetImpl::kBytes);
+    EXPECT_FALSE(model.on_compute_device());
+    EXPECT_TRUE(busy.on_compute_device());
+    EXPECT_EQ(virtual_bytes() - before, TinyNetImpl::kBytes);
+    EXPECT_TRUE(wholly_in(*net, MemoryPool::kHost));
+  }
+  EXPECT_EQ(devices.unload_idle_models(), TinyNetImpl::kBytes);  // now the other one
+  EXPECT_EQ(virtual_bytes(), before);
+  EXPECT_EQ(devices.unload_idle_models(), 0);  // nothing left to unload
+  {
+    auto lease = devices.lease(model, "Test (node 1)");
+    EXPECT_TRUE(model.on_compute_device());
+    EXPECT_TRUE(wholly_in(*net, MemoryPool::kVirtual));
+    EXPECT_TRUE(torch::equal(net->forward(x), expected));
+  }
+  EXPECT_TRUE(model.on_compute_device());  // `gpu`: it stays after the lease, as before
+}
+
+TEST(DeviceManager, UnloadIdleModelsMovesOutAnOffloadedModelLeftInByNoOne) {
+  DeviceManager devices(budget(kGiB));
+  const int64_t before = virtual_bytes();
+  auto model = devices.adopt(make_tiny_net(), Placement::kOffload, "tiny");
+  {
+    auto lease = devices.lease(model, "Test (node 1)");
+    EXPECT_EQ(devices.unload_idle_models(), 0);  // leased: it stays for the computation
+  }
+  EXPECT_EQ(virtual_bytes(), before);
+  EXPECT_EQ(devices.unload_idle_models(), 0);
+}
+
 TEST(DeviceManager, CpuPlacementComputesOnCpuUncountedOnDevice) {
   DeviceManager devices(budget(kGiB));
   const int64_t before = virtual_bytes();
