@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "io/tensor_index.h"
 #include "models/common/weights.h"
+#include "models/vae/vae_tiling.h"
 
 namespace wan::models {
 namespace {
@@ -306,6 +307,20 @@ int64_t video_start(int64_t latent_frame) {
   return latent_frame == 0 ? 0 : kVaeStrideTime * latent_frame - (kVaeStrideTime - 1);
 }
 
+// The options of tile `tile` of `tiles`: untiled, with progress counted over all tiles.
+VaeRunOptions tile_options(const VaeRunOptions& options, size_t tile, size_t tiles) {
+  VaeRunOptions one = options;
+  one.tile_size(0).tile_overlap(0);
+  if (options.progress()) {
+    const auto outer = options.progress();
+    const int done_tiles = static_cast<int>(tile), all_tiles = static_cast<int>(tiles);
+    one.progress([outer, done_tiles, all_tiles](int done, int total) {
+      outer(done_tiles * total + done, all_tiles * total);
+    });
+  }
+  return one;
+}
+
 }  // namespace
 
 at::Tensor WanVaeImpl::encode_mu(const at::Tensor& video, const VaeRunOptions& options) {
@@ -321,8 +336,21 @@ at::Tensor WanVaeImpl::encode_mu(const at::Tensor& video, const VaeRunOptions& o
   if (height % kVaeStrideSpace != 0 || width % kVaeStrideSpace != 0 || height == 0 || width == 0)
     throw ValidationError("WanVae.encode: size " + std::to_string(width) + "x" +
                           std::to_string(height) + " is not a multiple of 8");
-
+  const auto grid = vae::plan_tiles(height / kVaeStrideSpace, width / kVaeStrideSpace,
+                                    options.tile_size(), options.tile_overlap(), "WanVae.encode");
+  if (grid.single()) return encode_pass(video, options);
+  spdlog::debug("WanVae.encode: {} x {} tiles of {} latent pixels, overlap {}", grid.rows.size(),
+                grid.columns.size(), options.tile_size(), options.tile_overlap());
   c10::InferenceMode guard;
+  return vae::blend_tiles(video, grid, /*input_scale=*/kVaeStrideSpace, /*output_scale=*/1,
+                          [&](const at::Tensor& tile, size_t index) {
+                            return encode_pass(tile, tile_options(options, index, grid.count()));
+                          });
+}
+
+at::Tensor WanVaeImpl::encode_pass(const at::Tensor& video, const VaeRunOptions& options) {
+  c10::InferenceMode guard;
+  const int64_t frames = video.size(1), height = video.size(2), width = video.size(3);
   const int64_t latent_frames = WanVaeConfig::latent_frames(frames);
   const int64_t chunk = chunk_size(options, latent_frames);
   const auto dtype = this->dtype();
@@ -363,6 +391,21 @@ at::Tensor WanVaeImpl::decode(const at::Tensor& latent, const VaeRunOptions& opt
   if (latent.dim() != 4 || latent.size(0) != config_.z_dim || latent.size(1) < 1)
     throw ValidationError("WanVae.decode: latent must be [" + std::to_string(config_.z_dim) +
                           ", T, h, w], got " + c10::str(latent.sizes()));
+  const auto grid = vae::plan_tiles(latent.size(2), latent.size(3), options.tile_size(),
+                                    options.tile_overlap(), "WanVae.decode");
+  c10::InferenceMode guard;
+  if (grid.single()) return decode_pass(latent, options).clamp_(-1, 1);
+  spdlog::debug("WanVae.decode: {} x {} tiles of {} latent pixels, overlap {}", grid.rows.size(),
+                grid.columns.size(), options.tile_size(), options.tile_overlap());
+  // Blended before clamping, as one pass would clamp its frames.
+  return vae::blend_tiles(latent, grid, /*input_scale=*/1, /*output_scale=*/kVaeStrideSpace,
+                          [&](const at::Tensor& tile, size_t index) {
+                            return decode_pass(tile, tile_options(options, index, grid.count()));
+                          })
+      .clamp_(-1, 1);
+}
+
+at::Tensor WanVaeImpl::decode_pass(const at::Tensor& latent, const VaeRunOptions& options) {
   c10::InferenceMode guard;
   const int64_t latent_frames = latent.size(1);
   const int64_t h = latent.size(2), w = latent.size(3);
@@ -388,7 +431,7 @@ at::Tensor WanVaeImpl::decode(const at::Tensor& latent, const VaeRunOptions& opt
     done += n;
     if (options.progress()) options.progress()(static_cast<int>(done), static_cast<int>(latent_frames));
   }
-  return video.clamp_(-1, 1);
+  return video;
 }
 
 WanVae load_wan_vae(const std::string& path, at::ScalarType dtype) {

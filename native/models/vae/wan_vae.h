@@ -63,8 +63,17 @@ struct VaeRunOptions {
   // less memory than caching), else one latent frame per chunk as the official code.
   // The result does not depend on this setting.
   TORCH_ARG(int64_t, latent_frames_per_chunk) = 0;
-  // Called after each chunk with (latent frames done, latent frames in total).
+  // Called after each chunk with (latent frames done, latent frames in total); when tiled,
+  // with (tiles done x latent frames + frames done in the tile, tiles x latent frames).
   TORCH_ARG(std::function<void(int, int)>, progress);
+  // Spatial tiling (vae_tiling.h), in latent pixels for both directions (an encode's pixel tiles
+  // are 8x): 0 = untiled. A tile at least as large as the latent runs the untiled pass, so the
+  // result is then bit-identical to untiled. Tiled results differ from untiled near the seams
+  // (the decoder's receptive field and its per-frame attention span the whole frame);
+  // docs/vae.md states the measured error.
+  TORCH_ARG(int64_t, tile_size) = 0;
+  // Latent pixels shared by neighbouring tiles and blended linearly; < tile_size.
+  TORCH_ARG(int64_t, tile_overlap) = 0;
 };
 constexpr int64_t kVaeWholeClipLatentFrames = 3;
 
@@ -122,7 +131,11 @@ class WanVaeImpl : public torch::nn::Module {
   at::Tensor mean, inv_std;
 
  private:
+  // Raw mu of a checked video, untiled or through the tiles of options.tile_size().
   at::Tensor encode_mu(const at::Tensor& video, const VaeRunOptions& options);
+  // One untiled pass each: raw mu, and the decoded frames before clamping.
+  at::Tensor encode_pass(const at::Tensor& video, const VaeRunOptions& options);
+  at::Tensor decode_pass(const at::Tensor& latent, const VaeRunOptions& options);
 
   WanVaeConfig config_;
   vae::Encoder3d encoder_{nullptr};
