@@ -1,4 +1,5 @@
 #include "device/compute_device.h"
+#include "device/cuda_backend.h"
 
 #include <c10/core/CPUAllocator.h>
 #include <gtest/gtest.h>
@@ -36,13 +37,23 @@ TEST(ParseSize, RejectsWhatItCannotRead) {
   }
 }
 
-TEST(ComputeDevice, CpuOnlyWithoutBudgetIsPlainCpu) {
-  ComputeDevice device(ComputeDeviceOptions{});
+TEST(ComputeDevice, CpuWithoutBudgetIsPlainCpu) {
+  ComputeDeviceOptions options;
+  options.device = "cpu";
+  ComputeDevice device(options);
   EXPECT_EQ(device.kind(), ComputeKind::kCpu);
   EXPECT_FALSE(device.is_accelerator());
   EXPECT_EQ(device.name(), "cpu");
   EXPECT_EQ(device.bytes_capacity(), -1);
   EXPECT_TRUE(TrackingAllocator::is_installed());
+}
+
+TEST(ComputeDevice, AutoWithoutCudaIsPlainCpu) {
+  if (cuda_backend::available())
+    GTEST_SKIP() << "a CUDA device is visible: auto picks it (CudaDevice.AutoPicksTheCudaDevice...)";
+  ComputeDevice device(ComputeDeviceOptions{});
+  EXPECT_EQ(device.kind(), ComputeKind::kCpu);
+  EXPECT_EQ(device.name(), "cpu");
 }
 
 TEST(ComputeDevice, BudgetOnCpuIsVirtualAcceleratorOfVramMinusReserve) {

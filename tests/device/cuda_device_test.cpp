@@ -74,6 +74,16 @@ class CudaDevice : public ::testing::Test {
   int64_t base_ = 0;
 };
 
+TEST_F(CudaDevice, AutoPicksTheCudaDeviceAtTheDriversSize) {
+  const ComputeDevice device(ComputeDeviceOptions{});
+  int64_t driver_free = 0, driver_total = 0;
+  cuda_backend::mem_info(0, &driver_free, &driver_total);
+  EXPECT_EQ(device.kind(), ComputeKind::kCuda);
+  EXPECT_EQ(device.name(), "cuda:0");
+  EXPECT_EQ(device.bytes_total(), driver_total);
+  EXPECT_EQ(device.bytes_capacity(), driver_total - kDefaultReserve);
+}
+
 TEST_F(CudaDevice, GpuPlacementMovesWeightsAtAdoptAndTheLedgerReadsTheAllocator) {
   DeviceManager devices(on_cuda());
   ASSERT_EQ(devices.compute().name(), "cuda:0");
