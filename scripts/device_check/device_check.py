@@ -107,7 +107,8 @@ class Check:
                      "-DCMAKE_BUILD_TYPE=Release", f"-DWAN_PYTHON={sys.executable}",
                      "-DWAN_WITH_MEDIA=OFF", f"-DWAN_BUNDLE_DIR={self.bundle}",
                      "-DWAN_BUILD_PYTHON=OFF", "-DWAN_BUILD_SERVER=OFF"]
-        nvcc = shutil.which("nvcc")
+        nvcc = shutil.which("nvcc") or next(
+            (c for c in ["/usr/local/cuda/bin/nvcc"] if Path(c).exists()), None)
         if nvcc:
             toolkit = Path(nvcc).resolve().parents[1]
             configure += [f"-DCUDA_TOOLKIT_ROOT_DIR={toolkit}", f"-DCMAKE_CUDA_COMPILER={nvcc}"]
