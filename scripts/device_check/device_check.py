@@ -33,7 +33,11 @@ def log(part, message):
     print(f"device_check: [{part}] {message}", flush=True)
 
 
-def run(command, part, timeout=None, check=True, env=None):
+# No single command may take the whole device lease: a hung one fails its part, the rest run.
+COMMAND_TIMEOUT_S = 300
+
+
+def run(command, part, timeout=COMMAND_TIMEOUT_S, check=True, env=None):
     """Runs a command, echoing it; returns (returncode, stdout+stderr, seconds)."""
     log(part, "$ " + " ".join(str(c) for c in command))
     start = time.monotonic()
@@ -115,7 +119,7 @@ class Check:
         _, configure_log, configure_s = run(configure, "build")
         jobs = str(os.cpu_count() or 4)
         _, build_log, build_s = run(["cmake", "--build", self.build, "-j", jobs, "--target"]
-                                    + BUILD_TARGETS, "build")
+                                    + BUILD_TARGETS, "build", timeout=480)
         cuda = "WAN_WITH_CUDA" in (self.build / "compile_commands.json").read_text()
         return {"build_dir": str(self.build), "configure_s": round(configure_s, 1),
                 "build_s": round(build_s, 1), "wan_with_cuda": cuda,
@@ -360,6 +364,8 @@ class Check:
             if wanted is None or name in wanted:
                 self.part(name, function)
         failed = [n for n, r in self.results["parts"].items() if r["status"] in ("error", "failed")]
+        total = sum(r["seconds"] for r in self.results["parts"].values())
+        log("done", f"{total:.0f} s in all")
         log("done", f"{self.out / 'device_check.json'}, {self.out / 'device_check.md'}; "
             + (f"FAILED parts: {failed}" if failed else "every part ran"))
         return 1 if failed else 0
