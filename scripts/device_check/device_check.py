@@ -351,8 +351,24 @@ class Check:
         run([self.binary("h2d_copy_bench"), "--json", result_json] + size, "copy")
         record = {"copy": json.loads(result_json.read_text())}
         choices = self.schema()["LoadDiT"]["input"]["required"]["placement"][0]
-        record["stream_vs_gpu"] = "not built" if "stream" not in choices else "see placements"
+        record["stream_vs_gpu"] = "not built" if "stream" not in choices else self.stream_vs_gpu()
         return record
+
+    def stream_vs_gpu(self):
+        """Sample's time per step with the DiT streamed vs resident (t5_cpu graph, the check's card)."""
+        models = self.models()
+        vram, reserve = ("11.49GiB", None) if not self.dry else self.dry_run_cap(models)
+        steps = self.model_overrides()["Sample.steps"]
+        per_step = {}
+        for placement in ["gpu", "stream"]:
+            overrides = {**self.model_overrides(), "LoadDiT.placement": placement}
+            _, report, code, _, _ = self.plan_and_run(f"dit_{placement}", self.prompt(
+                "t5_cpu", overrides), models, vram, reserve)
+            sample = [n for n in report.get("nodes", []) if n["class_type"] == "Sample"]
+            per_step[placement] = sample[0]["wall_s"] / steps if code == 0 and sample else None
+        if per_step["gpu"] and per_step["stream"]:
+            per_step["stream_over_gpu"] = per_step["stream"] / per_step["gpu"]
+        return per_step
 
     def run_all(self):
         parts = [("build", self.build_part), ("tests", self.tests_part),
@@ -493,8 +509,8 @@ def markdown(results):
         lines += ["", "## Host <-> device copies", "", "| from | host -> device | device -> host |",
                   "|---|---|---|", f"| pageable | {gbps(c['h2d_pageable_gbps'])} | {gbps(c['d2h_pageable_gbps'])} |",
                   f"| pinned | {gbps(c['h2d_pinned_gbps'])} | {gbps(c['d2h_pinned_gbps'])} |", "",
-                  f"{c['mib']} MiB x {c['repeats']} on {c['device']}; stream vs gpu step: "
-                  f"{parts['copy']['stream_vs_gpu']}"]
+                  f"{c['mib']} MiB x {c['repeats']} on {c['device']}; Sample seconds per step, "
+                  f"DiT stream vs gpu: {parts['copy']['stream_vs_gpu']}"]
     for name, record in parts.items():
         if record["status"] in ("error", "failed") and record.get("error"):
             lines += ["", f"**{name} failed:**", "", "```", record["error"][-1500:], "```"]
