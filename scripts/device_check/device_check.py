@@ -406,9 +406,9 @@ def ui_to_api(ui, object_info):
             if name in linked:
                 link = links[linked[name]]
                 inputs[name] = [str(link[1]), link[2]]
-            elif isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN"):
-                inputs[name] = values.pop(0)
-                if options.get("control_after_generate"):
+            elif values and (isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN")):
+                inputs[name] = values.pop(0)  # a widget the file leaves out keeps its default
+                if options.get("control_after_generate") and values:
                     values.pop(0)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
