@@ -498,7 +498,7 @@ def markdown(results):
         ref = d.get("reference")
         if isinstance(ref, dict):
             lines[-1] += (f"; official WanModel with PyTorch attention {ref['reference_forward_s']:.3f} s "
-                         f"({d['speed_vs_reference']:.2f}x); max |difference| {ref['max_abs_diff']:.3g} "
+                         f"(reference / wan-native = {d['speed_vs_reference']:.2f}); max |difference| {ref['max_abs_diff']:.3g} "
                           f"({ref['max_rel_diff']:.3g} of max |reference|), mean {ref['mean_abs_diff']:.3g}")
         else:
             lines[-1] += f"; reference: {ref}"
