@@ -69,13 +69,10 @@ bool write_report(const RunnerOptions& options, const device::DeviceManager& dev
   fs::path svg = options.report;
   svg.replace_extension(".svg");
   try {
-    json report = devices.ledger().to_json();
-    report["outcome"] = outcome;
-    report["exit_code"] = exit_code;
-    if (!error.empty()) report["error"] = error;
-    report["workflow"] = options.workflow.string();
-    report["compute_device"] = devices.compute().name();
-    report["run"] = executor.last_report().to_json();
+    const json report =
+        run_report_json(devices.ledger().to_json(), devices.compute().name(),
+                        executor.last_report(), outcome, error, exit_code,
+                        options.workflow.string());
     if (options.report.has_parent_path()) fs::create_directories(options.report.parent_path());
     write_file_atomically(options.report,
                           report.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
@@ -155,14 +152,38 @@ int interrupted_exit_code(int signal_number) {
   return signal_number > 0 ? 128 + signal_number : kExitInterrupted;
 }
 
-// What outputs embed, as ComfyUI does: the prompt in the order it arrived, then extra_pnginfo
-// (a /prompt body's extra_data.extra_pnginfo, or {"workflow": <the UI workflow file>}).
-struct Embedded {
-  nlohmann::ordered_json prompt, extra_pnginfo;
-};
+json run_report_json(const json& ledger, const std::string& compute_device,
+                     const graph::RunReport& run, const std::string& outcome,
+                     const std::string& error, int exit_code, const std::string& workflow) {
+  json report = ledger;
+  report["outcome"] = outcome;
+  report["exit_code"] = exit_code;
+  if (!error.empty()) report["error"] = error;
+  report["workflow"] = workflow;
+  report["compute_device"] = compute_device;
+  report["run"] = run.to_json();
+  return report;
+}
+
+EmbeddedMetadata embedded_metadata(const json& prompt, const std::string& text, bool ui_workflow) {
+  EmbeddedMetadata embedded;
+  const auto in_order = nlohmann::ordered_json::parse(text);
+  if (ui_workflow) {
+    embedded.prompt = graph::in_order_of(prompt, nullptr);
+    embedded.extra_pnginfo = {{"workflow", in_order}};
+    return embedded;
+  }
+  const bool body = in_order.contains("prompt") && in_order["prompt"].is_object();
+  embedded.prompt = graph::in_order_of(prompt, body ? in_order["prompt"] : in_order);
+  if (body && in_order.contains("extra_data") && in_order["extra_data"].is_object() &&
+      in_order["extra_data"].contains("extra_pnginfo") &&
+      in_order["extra_data"]["extra_pnginfo"].is_object())
+    embedded.extra_pnginfo = in_order["extra_data"]["extra_pnginfo"];
+  return embedded;
+}
 
 json load_prompt(const RunnerOptions& options, const graph::NodeRegistry& registry,
-                 json* ui_workflow, Embedded* embedded) {
+                 json* ui_workflow, EmbeddedMetadata* embedded) {
   // Read once: parsed bounded for running, and again in file order for embedding.
   const std::string text = graph::read_workflow_text(options.workflow);
   const json workflow = graph::parse_workflow_text(text, options.workflow);
@@ -170,21 +191,33 @@ json load_prompt(const RunnerOptions& options, const graph::NodeRegistry& regist
   if (ui_workflow) *ui_workflow = graph::is_ui_workflow(workflow) ? workflow : json();
   for (const auto& assignment : options.overrides)
     graph::apply_override(prompt, assignment, registry);
-  if (embedded) {
-    const auto in_order = nlohmann::ordered_json::parse(text);
-    if (graph::is_ui_workflow(workflow)) {
-      embedded->prompt = graph::in_order_of(prompt, nullptr);
-      embedded->extra_pnginfo = {{"workflow", in_order}};
-    } else {
-      const bool body = in_order.contains("prompt") && in_order["prompt"].is_object();
-      embedded->prompt = graph::in_order_of(prompt, body ? in_order["prompt"] : in_order);
-      if (body && in_order.contains("extra_data") && in_order["extra_data"].is_object() &&
-          in_order["extra_data"].contains("extra_pnginfo") &&
-          in_order["extra_data"]["extra_pnginfo"].is_object())
-        embedded->extra_pnginfo = in_order["extra_data"]["extra_pnginfo"];
-    }
-  }
+  if (embedded) *embedded = embedded_metadata(prompt, text, graph::is_ui_workflow(workflow));
   return prompt;
+}
+
+void check_models_dir(const RunnerOptions& options) {
+  std::error_code ec;
+  if (!fs::is_directory(options.models_dir, ec))
+    throw ValidationError("--models '" + options.models_dir.string() +
+                          "': not a folder; it should hold diffusion_models/, text_encoders/, "
+                          "vae/, clip_vision/ and tokenizers/");
+}
+
+graph::ValidateOptions validate_options(const RunnerOptions& options) {
+  return {options.models_dir, options.output_dir, options.input_dir};
+}
+
+graph::RunContext base_run_context(const RunnerOptions& options, device::DeviceManager& devices,
+                                   const std::atomic<bool>* cancel) {
+  graph::RunContext run;
+  run.models_dir = options.models_dir;
+  run.output_dir = options.output_dir;
+  run.input_dir = options.input_dir;
+  run.cancel_flag = cancel;
+  run.device_manager = &devices;
+  run.temp_dir = options.temp_dir.empty() ? options.output_dir / "temp" : options.temp_dir;
+  run.embed_metadata = !options.disable_metadata;
+  return run;
 }
 
 int run_command(const RunnerOptions& options, const graph::NodeRegistry& registry,
@@ -197,24 +230,21 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
 
   // Everything before a node runs: any problem is an invalid workflow (exit 2).
   json prompt, ui_workflow;
-  Embedded embedded;
+  EmbeddedMetadata embedded;
   device::ComputeDeviceOptions device_options;
   try {
-    std::error_code ec;
-    if (!fs::is_directory(options.models_dir, ec))
-      throw ValidationError("--models '" + options.models_dir.string() +
-                            "': not a folder; it should hold diffusion_models/, text_encoders/, "
-                            "vae/, clip_vision/ and tokenizers/");
+    check_models_dir(options);
     prompt = load_prompt(options, registry, &ui_workflow, &embedded);
     device_options = options.device_options();
     if (options.plan) return run_plan_safely(options, prompt, registry, display);
-    const auto validation = graph::validate_prompt(
-        prompt, registry, {options.models_dir, options.output_dir, options.input_dir});
+    const auto validation = graph::validate_prompt(prompt, registry, validate_options(options));
     if (!validation.ok) {
       spdlog::error("the workflow is invalid; nothing ran");
       print_error_json(display, validation.to_json());
       return kExitInvalid;
     }
+    if (const int code = resolve_auto_placement(options, registry, &prompt); code != kExitOk)
+      return code;
   } catch (const graph::InvalidPrompt& e) {
     print_error_json(display, e.report());
     return kExitInvalid;
@@ -252,18 +282,11 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
   // Declared after the device manager: the executor's cache holds models the manager tracks,
   // so it must go first.
   graph::Executor executor(registry);
-  graph::RunContext run;
-  run.models_dir = options.models_dir;
-  run.output_dir = options.output_dir;
-  run.input_dir = options.input_dir;
-  run.cancel_flag = cancel;
-  run.device_manager = &*devices;
-  run.temp_dir = options.temp_dir.empty() ? options.output_dir / "temp" : options.temp_dir;
+  graph::RunContext run = base_run_context(options, *devices, cancel);
   run.prompt = prompt;
   run.workflow = ui_workflow;
   run.embedded_prompt = std::move(embedded.prompt);
   run.extra_pnginfo = std::move(embedded.extra_pnginfo);
-  run.embed_metadata = !options.disable_metadata;
   run.on_ui = [](const std::string& node_id, const json& ui) {
     for (const auto& file : ui.contains("images") ? ui["images"] : json::array())
       spdlog::debug("node {}: {} {}/{}", node_id, file.value("type", ""),

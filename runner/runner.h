@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "graph/executor.h"
 #include "graph/node_registry.h"
+#include "graph/validator.h"
 #include "runner/progress_display.h"
 #include "runner/runner_options.h"
 
@@ -20,10 +22,36 @@ inline constexpr int kExitInterrupted = 130;  // SIGINT: 128 + 2, as shells repo
 // SIGTERM 143, SIGHUP 129. 0 (no signal known) gives kExitInterrupted.
 int interrupted_exit_code(int signal_number);
 
+// What outputs embed, as ComfyUI does: the prompt in the order it arrived, then extra_pnginfo
+// (a /prompt body's extra_data.extra_pnginfo, or {"workflow": <the UI workflow file>}).
+struct EmbeddedMetadata {
+  nlohmann::ordered_json prompt, extra_pnginfo;
+};
+// `prompt` (converted, overrides applied) in the key order of `text`, the JSON it came from: a
+// UI workflow, an API prompt or a /prompt request body. `text` must already have parsed.
+EmbeddedMetadata embedded_metadata(const nlohmann::json& prompt, const std::string& text,
+                                   bool ui_workflow);
+
 // Reads WORKFLOW (either format) into an API prompt with the overrides applied. `ui_workflow`
-// receives the UI workflow when the file is one (null otherwise). Throws ValidationError.
+// receives the UI workflow when the file is one (null otherwise); `embedded`, what outputs
+// embed. Throws ValidationError.
 nlohmann::json load_prompt(const RunnerOptions& options, const graph::NodeRegistry& registry,
-                           nlohmann::json* ui_workflow);
+                           nlohmann::json* ui_workflow, EmbeddedMetadata* embedded = nullptr);
+
+// The pieces of a run that wan-run and wan-serve share.
+// Throws ValidationError when --models is not a folder.
+void check_models_dir(const RunnerOptions& options);
+// The folders validation checks names against.
+graph::ValidateOptions validate_options(const RunnerOptions& options);
+// A run context with the folders, the device manager, the cancel flag and the metadata switch
+// set; the caller adds the prompt, its metadata and the callbacks.
+graph::RunContext base_run_context(const RunnerOptions& options, device::DeviceManager& devices,
+                                   const std::atomic<bool>* cancel);
+// The --report JSON: `ledger` (MemoryLedger::to_json of the run's stages) plus how it ended.
+nlohmann::json run_report_json(const nlohmann::json& ledger, const std::string& compute_device,
+                               const graph::RunReport& run, const std::string& outcome,
+                               const std::string& error, int exit_code,
+                               const std::string& workflow);
 
 // Runs the command `options` describe (after validate()) and returns the exit code. Messages go
 // through `display` (stderr); --object-info and --plan print their result on stdout. `cancel`
@@ -37,6 +65,12 @@ int run_command(const RunnerOptions& options, const graph::NodeRegistry& registr
 // out-of-memory, 2 when this build has no planner.
 int run_plan(const RunnerOptions& options, const nlohmann::json& prompt,
              const graph::NodeRegistry& registry, ProgressDisplay& display);
+
+// Replaces every `placement: auto` of `prompt` by the planner's choice for the whole graph
+// (plan/auto_placement.h), logging each choice and why. kExitFailure, with nothing changed, when
+// no placement fits.
+int resolve_auto_placement(const RunnerOptions& options, const graph::NodeRegistry& registry,
+                           nlohmann::json* prompt);
 
 // A ValidationError that is not already ComfyUI JSON, as {"error": {...}, "node_errors": {}}.
 nlohmann::json invalid_prompt_json(const std::string& message);

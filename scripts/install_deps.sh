@@ -12,6 +12,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   pybind11-dev python3-venv
   libcli11-dev clang libclang-rt-14-dev
+  libboost-dev
 )
 
 missing=()
