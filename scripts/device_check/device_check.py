@@ -375,6 +375,10 @@ class Check:
                  ("configs", self.configs_part), ("placements", self.placements_part),
                  ("dit", self.dit_part), ("copy", self.copy_part)]
         wanted = set(self.args.parts.split(",")) if self.args.parts else None
+        if wanted is not None and "build" not in wanted and not self.dry and not all(
+                self.try_binary(t) for t in BUILD_TARGETS):
+            wanted.add("build")  # a fresh machine: the parts asked for need the build first
+            log("build", f"{self.build} lacks the targets: building first")
         self.work.mkdir(parents=True, exist_ok=True)
         for name, function in parts:
             if wanted is None or name in wanted:
