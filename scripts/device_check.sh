@@ -27,7 +27,17 @@ if [ -z "$python" ]; then
   if [[ " $* " == *" --dry-run "* ]] && [ -x .venv/bin/python ]; then
     python=.venv/bin/python
   else
-    python=$(command -v python3 || command -v python)
+    # The first Python on PATH that imports torch (WAN_CHECK_PYTHON names another).
+    for candidate in python3 python; do
+      if command -v "$candidate" >/dev/null && "$candidate" -c 'import torch' 2>/dev/null; then
+        python=$(command -v "$candidate")
+        break
+      fi
+    done
+    if [ -z "$python" ]; then
+      echo "device_check: no python3/python on PATH imports torch; set WAN_CHECK_PYTHON" >&2
+      exit 1
+    fi
   fi
 fi
 exec "$python" scripts/device_check/device_check.py "$@"
