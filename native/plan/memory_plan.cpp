@@ -19,12 +19,15 @@
 #include "models/clip/clip_key_layout.h"
 #include "models/clip/clip_vision.h"
 #include "models/common/attention.h"
+#include "models/common/weights.h"
 #include "models/dit/wan_dit.h"
 #include "models/common/model_config.h"
 #include "models/dit/wan_dit_config.h"
+#include "models/t5/t5_key_layout.h"
 #include "models/t5/t5_tokenizer.h"
 #include "models/t5/umt5_encoder.h"
 #include "models/vae/wan_vae.h"
+#include "plan/vae_tile_plan.h"
 
 namespace wan::plan {
 namespace {
@@ -66,6 +69,9 @@ struct ModelPlan {
   // DiT
   models::WanDitConfig dit;
   int64_t compute_bytes = 2;
+  // The largest weight a layer casts to the compute dtype for one call (kept in another dtype:
+  // fp8 in a bf16 T5, an fp16 DiT computing in bf16), alive while that layer computes.
+  int64_t upcast_bytes = 0;
   // CLIP
   int64_t clip_width = 1280, clip_mlp = 5120, clip_heads = 16, clip_layers = 31;
 };
@@ -124,6 +130,34 @@ void count_converted(ModelPlan& model, const std::vector<io::TensorInfo>& file,
   }
 }
 
+// Header records by key.
+std::map<std::string, io::TensorInfo> by_name(const std::vector<io::TensorInfo>& infos,
+                                              const std::string& prefix = "") {
+  std::map<std::string, io::TensorInfo> out;
+  for (auto info : infos) {
+    if (!prefix.empty() && info.name.rfind(prefix, 0) == 0) info.name = info.name.substr(prefix.size());
+    out[info.name] = info;
+  }
+  return out;
+}
+
+std::vector<io::TensorInfo> values_of(const std::map<std::string, io::TensorInfo>& infos) {
+  std::vector<io::TensorInfo> out;
+  for (const auto& [key, info] : infos) out.push_back(info);
+  return out;
+}
+
+// The largest of `kept` that a layer casts whole to `compute` per call (`cast` picks them).
+int64_t largest_upcast(const std::vector<io::TensorInfo>& kept, at::ScalarType compute,
+                       const std::function<bool(const io::TensorInfo&)>& cast) {
+  const std::string compute_name = io::scalar_type_to_dtype(compute);
+  int64_t largest = 0;
+  for (const auto& info : kept)
+    if (info.dtype != compute_name && cast(info))
+      largest = std::max(largest, info.numel() * static_cast<int64_t>(c10::elementSize(compute)));
+  return largest;
+}
+
 int64_t text_len_beside(const std::filesystem::path& path, int64_t fallback) {
   return models::text_len_beside(path, fallback);
 }
@@ -175,16 +209,31 @@ struct Planner {
     const auto st = dtype == "fp32" ? at::kFloat : dtype == "bf16" ? at::kBFloat16 : at::kHalf;
     // UMT5-XXL's sizes unless the file says otherwise.
     models::Umt5Config config = models::Umt5Config::umt5_xxl();
+    // As the loader: fp8 stays fp8, the rest is kept in the node's dtype.
+    models::LoadWeightsOptions rule;
+    rule.dtype = st;
+    rule.keep_narrower = true;
+    std::vector<io::TensorInfo> kept;
     if (options.preset.empty()) {
       const auto path = model_file("text_encoders", in.string("model_name"));
       const auto infos = io::read_tensor_infos(path.string());
       m->text_len = text_len_beside(path, 512);
       const auto& tok = in.string("tokenizer");
       if (tok != "from_checkpoint") m->tokenizer = model_file("tokenizers", tok).string();
+      // Shape-only tensors on the meta device go through the loader's own renaming.
+      io::TensorMap meta;
+      for (const auto& info : infos)
+        meta[info.name] = at::empty(info.shape, at::TensorOptions().device(at::kMeta).dtype(
+                                                    io::dtype_to_scalar_type(info.dtype)));
+      if (models::is_hf_t5_layout(meta)) meta = models::hf_t5_to_official(std::move(meta));
+      std::map<std::string, io::TensorInfo> stored;
+      for (const auto& [key, t] : meta)
+        stored[key] = io::TensorInfo{key, io::scalar_type_to_dtype(t.scalar_type()), t.sizes().vec(), ""};
       try {
-        config = models::Umt5Config::from_tensor_infos(infos, path.string());
-        add_infos(*m, models::umt5_expected_tensors(config, st));
-        count_converted(*m, infos);
+        config = models::Umt5Config::from_tensors(meta, path.string());
+        kept = models::kept_tensors(models::umt5_expected_tensors(config, st), stored, rule);
+        add_infos(*m, kept);
+        count_converted(*m, values_of(stored));
       } catch (const LoadError& e) {
         // Another key layout: its bytes in the loader's dtype, without the tokenizer tensor.
         spdlog::warn("memory plan: {}; counting {}'s header bytes", e.what(), path.string());
@@ -196,10 +245,26 @@ struct Planner {
         m->cpu_bytes = m->bytes;
       }
     } else {
-      // ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors: every weight is dequantized (counted).
-      add_infos(*m, models::umt5_expected_tensors(config, st));
-      m->cpu_bytes = m->bytes;
+      // ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors: the linear weights fp8, each with a
+      // float32 scale, the embeddings and norms bf16 (6.7 GB); kept mapped as stored.
+      std::map<std::string, io::TensorInfo> stored;
+      for (auto info : models::umt5_expected_tensors(config, st)) {
+        const bool linear = info.shape.size() == 2 && info.name.find("embedding") == std::string::npos;
+        info.dtype = linear ? "F8_E4M3" : "BF16";
+        if (linear) {
+          const auto layer = info.name.substr(0, info.name.size() - std::string("weight").size());
+          stored[layer + "scale_weight"] = io::TensorInfo{layer + "scale_weight", "F32", {}, ""};
+        }
+        stored[info.name] = info;
+      }
+      kept = models::kept_tensors(models::umt5_expected_tensors(config, st), stored, rule);
+      add_infos(*m, kept);
+      count_converted(*m, values_of(stored));
     }
+    // The linear layers cast whole weights; the embeddings are looked up row by row.
+    m->upcast_bytes = largest_upcast(kept, st, [](const io::TensorInfo& info) {
+      return info.shape.size() == 2 && info.name.find("embedding") == std::string::npos;
+    });
     m->t5_dim = config.dim();
     m->t5_dim_attn = config.dim_attn();
     m->t5_ffn = config.dim_ffn();
@@ -242,41 +307,40 @@ struct Planner {
   std::shared_ptr<ModelPlan> load_dit(const graph::Values& in) {
     auto m = std::make_shared<ModelPlan>();
     m->kind = ModelKind::kDit;
-    std::string weight = in.string("weight_dtype");
+    const std::string weight = in.string("weight_dtype");
+    std::map<std::string, io::TensorInfo> stored;
     if (!options.preset.empty()) {
       m->dit = models::WanDitConfig::preset(dit_preset_name(options.preset));
       // The checkpoints users load with these workflows: ComfyUI's repackaged fp16 files.
-      if (weight == "as_stored") weight = "fp16";
+      for (auto info : models::wan_dit_expected_tensors(m->dit)) {
+        info.dtype = "F16";
+        stored[info.name] = info;
+      }
     } else {
       const auto path = model_file("diffusion_models", in.string("model_name")).string();
       m->dit = models::WanDitConfig::from_file(path);
-      if (weight == "as_stored") {
-        // As LoadDiT: the dtype most floating-point bytes are stored in; fp8 becomes bf16.
-        std::map<std::string, int64_t> bytes;
-        for (const auto& info : io::read_tensor_infos(path)) bytes[info.dtype] += info.nbytes();
-        std::string best = "F32";
-        int64_t most = -1;
-        for (const auto& [d, n] : bytes)
-          if ((d[0] == 'F' || d == "BF16") && n > most) best = d, most = n;
-        weight = best == "BF16" || best.rfind("F8", 0) == 0 ? "bf16" : best == "F16" ? "fp16" : "fp32";
-      }
+      stored = by_name(io::read_tensor_infos(path), models::kComfyDitPrefix);
     }
-    const int64_t wb = dtype_bytes(weight);
-    for (const auto& info : models::wan_dit_expected_tensors(m->dit)) {
-      const int64_t b = info.numel() * (wb != 4 && models::dit_keeps_float32(info.name) ? 4 : wb);
-      m->tensors.emplace_back(info.name, b);
-      m->bytes += b;
-    }
-    if (options.preset.empty()) {
-      count_converted(*m, io::read_tensor_infos(model_file("diffusion_models", in.string("model_name")).string()),
-                      models::kComfyDitPrefix);
-    } else {
-      // The repackaged file is fp16: what the loader keeps in another dtype is converted.
-      std::vector<io::TensorInfo> file;
-      for (const auto& info : models::wan_dit_expected_tensors(m->dit))
-        file.push_back({info.name, "F16", info.shape, ""});
-      count_converted(*m, file);
-    }
+    // As LoadDiT: as_stored keeps each tensor as the file stores it (fp8 with its scale).
+    const std::optional<at::ScalarType> weight_dtype =
+        weight == "as_stored" ? std::nullopt
+                              : std::optional<at::ScalarType>(weight == "fp32"   ? at::kFloat
+                                                              : weight == "bf16" ? at::kBFloat16
+                                                                                 : at::kHalf);
+    models::LoadWeightsOptions rule;
+    rule.dtype_of = [&](const std::string& key, at::ScalarType type) {
+      return models::dit_kept_dtype(key, type, weight_dtype);
+    };
+    const auto kept = models::kept_tensors(models::wan_dit_expected_tensors(m->dit), stored, rule);
+    add_infos(*m, kept);
+    count_converted(*m, values_of(stored));
+    const std::string compute = in.string("compute_dtype");
+    // Every matrix and convolution kernel outside the float32 parts is cast per call.
+    m->upcast_bytes = largest_upcast(
+        kept, compute == "fp32" ? at::kFloat : compute == "bf16" ? at::kBFloat16 : at::kHalf,
+        [](const io::TensorInfo& info) {
+          return info.shape.size() >= 2 && !models::dit_keeps_float32(info.name);
+        });
     m->compute_bytes = dtype_bytes(in.string("compute_dtype"));
     m->name = unique_name("dit");
     return m;
@@ -449,7 +513,8 @@ struct Planner {
     int64_t outside = S * D * 4 + lc * D * 4 + 2 * lc * D * cb + 6 * latent;
     // VACE: every hint is held from the VACE blocks to the main block that adds it.
     outside += static_cast<int64_t>(c.vace_layers.size()) * S * D * 4;
-    return outside + std::max(attn, ffn);
+    // The computing layer's weight cast to the compute dtype, when kept in another.
+    return outside + std::max(attn, ffn) + m.upcast_bytes;
   }
 
   static int64_t clip_activations(const ModelPlan& m) {
@@ -503,7 +568,8 @@ struct Planner {
       auto& t5 = *link("t5")->model;
       const int64_t l = options.preset.empty() ? t5_tokens(t5, in.string("text")) : t5.text_len;
       const int64_t emb = l * t5.t5_dim * 4;
-      if (!lease(t5, t5_activations(t5, l), "T5 activations at " + std::to_string(l) + " tokens"))
+      if (!lease(t5, t5_activations(t5, l) + t5.upcast_bytes,
+                 "T5 activations at " + std::to_string(l) + " tokens"))
         return {};
       // The embeddings stay on the compute device (a CPU T5's output moves over).
       out.device_bytes = accelerator ? emb : 0;
@@ -578,8 +644,12 @@ struct Planner {
       auto& vae = *link("vae")->model;
       const Output* latent = link("latent");
       const Shape s = latent->shape;
-      const int64_t act = vae_decode_activation_bytes(
-          s.latent_frames(), s.height, s.width, vae.vae.dim * vae.vae.dim_mult[0], vae.act_bytes);
+      // Decode's tile_size is in pixels (nodes/vae_tiling_inputs.h); 0 = untiled. A tile_size
+      // fed by a link is unknown here: planned untiled, the upper bound.
+      const int64_t tile = in.has("tile_size") ? in.integer("tile_size") / models::kVaeStrideSpace : 0;
+      const int64_t act = vae_tiled_decode_activation_bytes(
+          s.latent_frames(), s.height, s.width, tile, vae.vae.dim * vae.vae.dim_mult[0],
+          vae.act_bytes);
       if (!lease(vae, act, "VAE decode activations", latent->cpu_bytes)) return {};
       out.shape = s;
       const int64_t image = s.frames * s.height * s.width * 3 * 4;  // IMAGE [F, H, W, 3] float32
