@@ -5,10 +5,12 @@
 #include "core/error.h"
 
 #ifdef WAN_WITH_CUDA
+#include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
+#include <torch/version.h>
 #endif
 
 namespace wan::device::cuda_backend {
@@ -23,6 +25,18 @@ namespace {
 // Index 0 of every caching-allocator stat array is the aggregate over pools in all LibTorch
 // versions, whichever namespace StatType lives in.
 constexpr size_t kAggregate = 0;
+
+// The caching allocator makes its per-device state when ATen first initialises CUDA (the first
+// CUDA tensor); stats or a memory fraction asked for before that find no device and crash. A
+// budgeted ComputeDevice sets its fraction before any tensor exists, so every call below has
+// ATen initialise CUDA first, as a tensor would (once per process; later calls return at once).
+void ensure_allocator() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 7)
+  at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
+#else
+  at::globalContext().lazyInitCUDA();
+#endif
+}
 }  // namespace
 
 bool available() { return c10::cuda::device_count() > 0; }
@@ -44,30 +58,38 @@ void mem_info(int index, int64_t* free, int64_t* total) {
 }
 
 int64_t allocated_current(int index) {
+  ensure_allocator();
   const auto stats =
       c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
   return stats.allocated_bytes[kAggregate].current;
 }
 
 int64_t allocated_peak(int index) {
+  ensure_allocator();
   const auto stats =
       c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
   return stats.allocated_bytes[kAggregate].peak;
 }
 
 void reset_peak(int index) {
+  ensure_allocator();
   c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
 }
 
 int64_t reserved_current(int index) {
+  ensure_allocator();
   const auto stats =
       c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
   return stats.reserved_bytes[kAggregate].current;
 }
 
-void empty_cache() { c10::cuda::CUDACachingAllocator::emptyCache(); }
+void empty_cache() {
+  ensure_allocator();
+  c10::cuda::CUDACachingAllocator::emptyCache();
+}
 
 void set_memory_fraction(double fraction, int index) {
+  ensure_allocator();
   c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction,
                                                      static_cast<c10::DeviceIndex>(index));
 }
