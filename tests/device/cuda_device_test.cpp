@@ -56,6 +56,16 @@ class CudaDevice : public ::testing::Test {
   void SetUp() override {
     const std::string reason = cuda_backend::unavailable_reason();
     if (!reason.empty()) GTEST_SKIP() << "no CUDA device: " << reason;
+    // The first matmul on a stream allocates cuBLAS/cuBLASLt workspaces through the caching
+    // allocator and keeps them for the process; make them before counting from base_.
+    {
+      at::NoGradGuard no_grad;
+      auto warm = make_tiny_net();
+      warm->to(at::kCUDA);
+      warm->forward(at::randn({4, 16}, at::kCUDA));
+      at::mm(at::randn({8, 8}, at::kCUDA), at::randn({8, 8}, at::kCUDA));
+      torch::cuda::synchronize();
+    }
     cuda_backend::empty_cache();
     base_ = cuda_backend::allocated_current(0);
   }
@@ -159,8 +169,8 @@ TEST_F(CudaDevice, StagePeakIsTheAllocatorsPeakIncludingActivations) {
 }
 
 TEST_F(CudaDevice, CudasOutOfMemoryBecomesOurErrorNamingTheTensorAndUndoesTheMove) {
-  // A 1.5 GiB budget lets the ledger's own check pass; the allocator, capped far below it with
-  // setMemoryFraction, then refuses the 32 MiB weight itself.
+  // A 1.5 GiB budget lets the ledger's own check pass; the allocator, capped with
+  // setMemoryFraction at 16 MiB above what it holds, then refuses the 32 MiB weight itself.
   ComputeDeviceOptions options = on_cuda();
   options.vram = 2 * kGiB;
   options.reserve = kGiB / 2;
@@ -168,13 +178,15 @@ TEST_F(CudaDevice, CudasOutOfMemoryBecomesOurErrorNamingTheTensorAndUndoesTheMov
   int64_t driver_free = 0, driver_total = 0;
   cuda_backend::mem_info(0, &driver_free, &driver_total);
   cuda_backend::set_memory_fraction(
-      static_cast<double>(16 * kMiB) / static_cast<double>(driver_total), 0);
+      static_cast<double>(cuda_backend::reserved_current(0) + 16 * kMiB) /
+          static_cast<double>(driver_total),
+      0);
 
   auto net = WideNet().ptr();
   devices.ledger().begin_stage("4", "LoadWide");
   try {
     devices.adopt(net, Placement::kGpu, "wide");
-    FAIL() << "a 32 MiB weight moved onto a device capped at 16 MiB";
+    FAIL() << "a 32 MiB weight moved onto a device capped 16 MiB above what it held";
   } catch (const OutOfMemory& e) {
     EXPECT_EQ(e.device(), "cuda:0");
     EXPECT_EQ(e.tensor(), "proj.weight");
