@@ -371,9 +371,10 @@ class Check:
         return per_step
 
     def run_all(self):
+        # Placements last: they are the new, optional rows; a run cut short loses those first.
         parts = [("build", self.build_part), ("tests", self.tests_part),
-                 ("configs", self.configs_part), ("placements", self.placements_part),
-                 ("dit", self.dit_part), ("copy", self.copy_part)]
+                 ("configs", self.configs_part), ("dit", self.dit_part),
+                 ("copy", self.copy_part), ("placements", self.placements_part)]
         wanted = set(self.args.parts.split(",")) if self.args.parts else None
         if wanted is not None and "build" not in wanted and not self.dry and not all(
                 self.try_binary(t) for t in BUILD_TARGETS):
@@ -529,7 +530,7 @@ def main():
     parser.add_argument("--build-dir", help="default build-device (device) or build (dry run)")
     parser.add_argument("--work", help="scratch folder (default BUILD/device_check_work)")
     parser.add_argument("--parts", help="comma-separated subset of build,tests,configs,"
-                                        "placements,dit,copy")
+                                        "dit,copy,placements")
     args = parser.parse_args()
     sys.exit(Check(args).run_all())
 
