@@ -177,8 +177,13 @@ class Check:
 
     def schema(self):
         if self.object_info is None:
-            _, output, _ = run([self.binary("wan-run"), "--object-info"], "schema")
-            self.object_info = json.loads(output[output.index("{"):])
+            # stdout alone: a log line on stderr must not end up inside the JSON.
+            result = subprocess.run([str(self.binary("wan-run")), "--object-info"], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+            if result.returncode != 0:
+                raise RuntimeError(f"wan-run --object-info exited {result.returncode}: "
+                                   f"{result.stderr[-2000:]}")
+            self.object_info = json.loads(result.stdout)
         return self.object_info
 
     def prompt(self, config, overrides):
