@@ -20,11 +20,23 @@ Placement parse_placement(const std::string& text) {
   if (text == "gpu") return Placement::kGpu;
   if (text == "cpu") return Placement::kCpu;
   if (text == "offload") return Placement::kOffload;
-  throw ValidationError("placement '" + text + "' is not one of gpu, cpu, offload");
+  if (text == kAutoPlacement)
+    throw ValidationError("placement 'auto' is chosen by the planner for the whole graph before "
+                          "the run; this node ran without that plan (run it in a prompt)");
+  throw ValidationError("placement '" + text + "' is not one of gpu, cpu, offload, auto");
+}
+
+const std::vector<std::string>& concrete_placement_choices() {
+  static const std::vector<std::string> choices = {"gpu", "cpu", "offload"};
+  return choices;
 }
 
 const std::vector<std::string>& placement_choices() {
-  static const std::vector<std::string> choices = {"gpu", "cpu", "offload"};
+  static const std::vector<std::string> choices = [] {
+    std::vector<std::string> all = concrete_placement_choices();
+    all.push_back(kAutoPlacement);
+    return all;
+  }();
   return choices;
 }
 

@@ -11,11 +11,18 @@ enum class Placement {
   kOffload,  // weights stay in CPU memory and visit the compute device only while it computes
 };
 
+// Not a placement but a request: the planner picks the placement for the whole graph before the
+// run (plan/auto_placement.h). Loaders never see it.
+inline constexpr const char* kAutoPlacement = "auto";
+
 // "gpu", "cpu", "offload": the spellings workflows use.
 const char* placement_name(Placement placement);
 // Throws wan::ValidationError listing the accepted values when `text` is none of them.
 Placement parse_placement(const std::string& text);
-// The options of the `placement` combo, in the order the UI shows them.
+// The options of the `placement` combo, in the order the UI shows them: the concrete ones, then
+// "auto".
 const std::vector<std::string>& placement_choices();
+// The placements a model can have (what "auto" chooses from).
+const std::vector<std::string>& concrete_placement_choices();
 
 }  // namespace wan::device

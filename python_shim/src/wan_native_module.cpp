@@ -21,9 +21,11 @@
 #include "core/error.h"
 #include "device/compute_device.h"
 #include "device/device_manager.h"
+#include "device/placement.h"
 #include "graph/executor.h"
 #include "graph/node_registry.h"
 #include "graph/validator.h"
+#include "plan/auto_placement.h"
 #include "python_log_sink.h"
 
 namespace py = pybind11;
@@ -220,6 +222,45 @@ py::tuple to_python(const graph::Values& values) {
   return out;
 }
 
+// `placement: auto` of one loader: the planner's choice for the whole prompt it runs in, on the
+// session's device and budget. Every node of the prompt must be a native one (the planner
+// reasons about each node's memory).
+std::string auto_placement_of(const std::string& node_id, const std::string& prompt_text,
+                              const std::string& label) {
+  const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
+  if (!prompt.is_object() || !prompt.contains(node_id))
+    throw py::value_error(label + ": placement auto is chosen by planning the whole prompt, and "
+                          "this node ran without one; choose gpu, offload or cpu");
+  const auto& registry = graph::NodeRegistry::global();
+  for (const auto& [id, node] : prompt.items()) {
+    const std::string type = node.is_object() ? node.value("class_type", std::string()) : "";
+    if (!registry.find(type))
+      throw py::value_error(label + ": placement auto plans every node of the prompt, and node " +
+                            id + " (" + type + ") is not a wan-native node; choose gpu, offload "
+                            "or cpu for this loader");
+  }
+  Session& s = session();
+  plan::PlanOptions options;
+  options.models_dir = s.models_dir;
+  options.device = s.device_options;
+  plan::AutoPlacement resolved;
+  {
+    py::gil_scoped_release release;
+    try {
+      resolved = plan::resolve_auto_placement(prompt, registry, options);
+    } catch (const std::exception& e) {
+      throw py::value_error(label + ": placement auto could not plan the prompt: " + e.what());
+    }
+  }
+  for (const auto& choice : resolved.choices) {
+    if (choice.node_id != node_id) continue;
+    spdlog::info("{}: auto placement -> {} ({})", label, choice.placement, choice.why);
+    if (!resolved.fits) raise_out_of_memory(label + ": " + resolved.summary);
+    return choice.placement;
+  }
+  throw py::value_error(label + ": the planner made no choice for this node");
+}
+
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
                   const std::optional<std::string>& models_dir, const std::string& prompt,
@@ -236,6 +277,12 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
     const graph::Input* input = schema->find_input(name);
     if (!input) throw py::value_error(label + ": no input named '" + name + "'");
     if (value.is_none()) continue;
+    if (name == "placement" && py::isinstance<py::str>(value) &&
+        value.cast<std::string>() == device::kAutoPlacement) {
+      const std::string chosen = auto_placement_of(node_id, prompt, label);
+      in.set(name, graph::literal_value(chosen, *input));
+      continue;
+    }
     in.set(name, to_value(value, *input, label));
   }
   for (const graph::Input* input : schema->ordered_inputs()) {

@@ -1,0 +1,50 @@
+// `placement: auto`: the planner chooses each such loader's placement for the whole graph.
+//
+// Every combination of concrete placements (device::concrete_placement_choices()) of the auto
+// loaders is planned; among those that fit the budget the choice computes the fewest models on
+// the CPU, then moves the fewest bytes onto the device per run, then has the lowest device peak.
+// When none fits, the result says so and gives the smallest budget that would fit.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "graph/node_registry.h"
+#include "plan/memory_plan.h"
+
+namespace wan::plan {
+
+// More auto loaders than this would make the search slow (choices^n plans); a graph that has
+// more gets an error asking to fix some of them.
+inline constexpr size_t kMaxAutoLoaders = 6;
+
+struct AutoChoice {
+  std::string node_id, class_type, placement;
+  std::string why;  // one line: what the better placements would have done
+};
+
+struct AutoPlacement {
+  nlohmann::json prompt;  // the prompt with every "auto" replaced by its choice
+  std::vector<AutoChoice> choices;  // one per auto loader, in node order; empty when none
+  bool fits = true;
+  PlanResult plan;                 // the chosen combination's plan
+  int64_t smallest_budget = -1;    // when nothing fits: the least usable bytes that would fit
+  std::string summary;             // the choices and their reasons, one line each
+};
+
+bool has_auto_placement(const nlohmann::json& api_prompt);
+
+// Resolves the prompt's auto placements against `options.device` (its --vram budget, or the real
+// device's free memory). A prompt without any is returned as is, with its plan. Throws
+// graph::InvalidPrompt like plan_prompt, and ValidationError past kMaxAutoLoaders.
+AutoPlacement resolve_auto_placement(const nlohmann::json& api_prompt,
+                                     const graph::NodeRegistry& registry,
+                                     const PlanOptions& options);
+
+// The least --vram (card size, the reserve included) on which `api_prompt` fits as placed
+// (no "auto" in it); -1 when it does not fit on any card (e.g. CPU memory runs out).
+int64_t smallest_fitting_vram(const nlohmann::json& api_prompt, const graph::NodeRegistry& registry,
+                              const PlanOptions& options);
+
+}  // namespace wan::plan

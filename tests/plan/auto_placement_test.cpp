@@ -1,0 +1,130 @@
+// `placement: auto`: the planner's choice per loader on the official checkpoints (presets), and
+// the smallest card a graph fits on.
+#include "plan/auto_placement.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "core/error.h"
+#include "device/compute_device.h"
+#include "device/placement.h"
+#include "graph/workflow_json.h"
+#include "test_util.h"
+
+namespace wan::plan {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json shipped(const std::string& task, const std::string& config) {
+  const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
+                        task / (config + ".json");
+  return graph::to_api_prompt(graph::read_json_file(file), graph::NodeRegistry::global());
+}
+
+PlanOptions preset_options(const std::string& preset, const std::string& vram) {
+  PlanOptions options;
+  options.models_dir = fs::temp_directory_path() / "wan_plan_no_models";
+  options.preset = preset;
+  options.device.device = "cpu";
+  options.device.vram = device::parse_size(vram);
+  return options;
+}
+
+int count_placement(const json& prompt, const std::string& placement) {
+  int n = 0;
+  for (const auto& [id, node] : prompt.items())
+    if (node["inputs"].value("placement", "") == placement) ++n;
+  return n;
+}
+
+const char* const kPresets[][2] = {
+    {"t2v", "t2v-1.3B"}, {"i2v", "i2v-14B"}, {"flf2v", "flf2v-14B"}, {"vace", "vace-14B"}};
+
+TEST(AutoPlacement, EveryTaskFitsAt1149And6GiBAndTheChoiceIsThePlanned) {
+  for (const auto& [task, preset] : kPresets) {
+    for (const char* vram : {"11.49GiB", "6GiB"}) {
+      SCOPED_TRACE(std::string(task) + " " + preset + " " + vram);
+      const json prompt = shipped(task, "auto");
+      ASSERT_GE(count_placement(prompt, "auto"), 3);
+      const auto options = preset_options(preset, vram);
+      const AutoPlacement result = resolve_auto_placement(prompt, graph::NodeRegistry::global(), options);
+      EXPECT_TRUE(result.fits) << result.summary;
+      EXPECT_EQ(count_placement(result.prompt, "auto"), 0);
+      EXPECT_EQ(result.choices.size(), static_cast<size_t>(count_placement(prompt, "auto")));
+      // The reported plan is the plan of the resolved prompt.
+      const PlanResult again = plan_prompt(result.prompt, graph::NodeRegistry::global(), options);
+      EXPECT_TRUE(again.fits);
+      EXPECT_EQ(again.device_peak, result.plan.device_peak);
+      EXPECT_EQ(again.transfer_bytes, result.plan.transfer_bytes);
+      for (const auto& choice : result.choices) {
+        EXPECT_EQ(result.prompt[choice.node_id]["inputs"]["placement"], choice.placement);
+        EXPECT_NE(result.summary.find(choice.class_type + " (node " + choice.node_id + ") -> " +
+                                      choice.placement),
+                  std::string::npos)
+            << result.summary;
+      }
+    }
+  }
+}
+
+TEST(AutoPlacement, T2v13BOn1149GiBComputesEveryModelOnTheCard) {
+  // Baseline (T5 offloaded, VAE on the card) is one of the combinations that keep every model
+  // computing on the device; auto must find one and never pick a slower CPU placement.
+  const auto options = preset_options("t2v-1.3B", "11.49GiB");
+  const AutoPlacement result =
+      resolve_auto_placement(shipped("t2v", "auto"), graph::NodeRegistry::global(), options);
+  ASSERT_TRUE(result.fits) << result.summary;
+  EXPECT_EQ(count_placement(result.prompt, "cpu"), 0) << result.summary;
+  // No other all-on-device combination moves fewer bytes: each fixed workflow, where it fits,
+  // moves at least as much.
+  for (const char* config : {"baseline", "vae_cpu"}) {
+    const PlanResult fixed = plan_prompt(shipped("t2v", config), graph::NodeRegistry::global(), options);
+    if (fixed.fits) EXPECT_LE(result.plan.transfer_bytes, fixed.transfer_bytes) << config;
+  }
+}
+
+TEST(AutoPlacement, ACardTooSmallForTheDeviceLeavesEveryModelOnTheCpu) {
+  const auto options = preset_options("t2v-1.3B", "1GiB");
+  const AutoPlacement result =
+      resolve_auto_placement(shipped("t2v", "auto"), graph::NodeRegistry::global(), options);
+  ASSERT_TRUE(result.fits) << result.summary;
+  EXPECT_EQ(count_placement(result.prompt, "cpu"), 3) << result.summary;
+  EXPECT_EQ(result.plan.transfer_bytes, 0);
+  EXPECT_NE(result.summary.find("gpu would run out of"), std::string::npos) << result.summary;
+}
+
+TEST(AutoPlacement, SmallestFittingVramIsTheEdgeOfFitting) {
+  auto options = preset_options("t2v-1.3B", "11.49GiB");
+  const json baseline = shipped("t2v", "baseline");
+  const int64_t need = smallest_fitting_vram(baseline, graph::NodeRegistry::global(), options);
+  ASSERT_GT(need, 0);
+  options.device.vram = need;
+  EXPECT_TRUE(plan_prompt(baseline, graph::NodeRegistry::global(), options).fits);
+  options.device.vram = need - device::kMiB;
+  EXPECT_FALSE(plan_prompt(baseline, graph::NodeRegistry::global(), options).fits);
+}
+
+TEST(AutoPlacement, APromptWithoutAutoIsPlannedAsIs) {
+  const auto options = preset_options("t2v-1.3B", "11.49GiB");
+  const json baseline = shipped("t2v", "baseline");
+  EXPECT_FALSE(has_auto_placement(baseline));
+  const AutoPlacement result = resolve_auto_placement(baseline, graph::NodeRegistry::global(), options);
+  EXPECT_TRUE(result.choices.empty());
+  EXPECT_EQ(result.prompt, baseline);
+}
+
+TEST(AutoPlacement, ALoaderRunWithoutAPlanRefusesAuto) {
+  try {
+    device::parse_placement("auto");
+    ADD_FAILURE() << "parse_placement accepted auto";
+  } catch (const ValidationError& e) {
+    EXPECT_NE(std::string(e.what()).find("chosen by the planner"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace wan::plan
