@@ -150,6 +150,8 @@ ComfyServer::ComfyServer(const ServerOptions& options, Engine& engine,
       front_end_root_(front_end_root),
       queue_(options.max_queue, options.max_history) {
   std::error_code ec;
+  // The folders the frontend lists at start; missing, each listing would be a 404.
+  for (const char* folder : {"workflows", "subgraphs"}) fs::create_directories(user_root() / folder, ec);
   fs::create_directories(user_root(), ec);
   if (ec)
     throw Error("--user-directory: cannot create '" + user_root().string() + "': " +
@@ -287,6 +289,19 @@ HttpResponse ComfyServer::route(const Route& r) {
   }
   if (r.is("GET", {"i18n"}) || r.is("GET", {"workflow_templates"}))
     return json_response(json::object());
+  // No template package is installed: the template browser lists none, a missing user
+  // stylesheet is an empty one (ComfyUI answers 404 for both, an error in every page's console).
+  if (r.is("GET", {"templates", "index.json"})) return json_response(json::array());
+  if (r.is("GET", {"favicon.ico"})) {
+    // The frontend package ships no favicon; "no content" keeps the page's console clean.
+    if (!front_end_root_.empty() && fs::exists(front_end_root_ / "favicon.ico")) return static_file(r);
+    return HttpResponse::empty(204);
+  }
+  if (r.is("GET", {"user.css"})) {
+    HttpResponse css = HttpResponse::text(200, "");
+    css.content_type = "text/css; charset=utf-8";
+    return css;
+  }
   if (r.is("GET", {"view"})) return view(r.request);
   if (r.is("POST", {"upload", "image"})) return upload(r.request, false);
   if (r.is("POST", {"upload", "mask"})) return upload(r.request, true);
@@ -447,7 +462,9 @@ HttpResponse ComfyServer::system_stats() const {
   const int64_t ram_free =
       static_cast<int64_t>(info.freeram + info.bufferram) * static_cast<int64_t>(info.mem_unit);
   json devices = engine_.devices_json();
-  json argv = json::array({"wan-serve"});
+  // wan-serve has none of ComfyUI's API nodes; the frontend reads this flag and then contacts
+  // no outside service (api.comfy.org release checks).
+  json argv = json::array({"wan-serve", "--disable-api-nodes"});
   return json_response(
       {{"system",
         {{"os", "posix"},

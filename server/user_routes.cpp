@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/atomic_file.h"
@@ -20,6 +21,17 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kSettingsFile = "comfy.settings.json";
+// A new user's settings. Frontend 1.27.10's default navigation mode ("legacy") sets these two
+// while it registers its settings, before they exist, and throws a TypeError on a fresh profile;
+// holding the values that mode implies already, it finds nothing to change.
+const nlohmann::json kFirstSettings = {{"Comfy.Canvas.LeftMouseClickBehavior", "panning"},
+                                       {"Comfy.Canvas.MouseWheelScroll", "zoom"}};
+// User files the frontend always asks for, and what a missing one means: no user stylesheet,
+// no user templates. Answering 404 (as ComfyUI does) puts an error in every page's console.
+const std::map<std::string, std::pair<std::string, std::string>> kAbsentUserFiles = {
+    {"user.css", {"text/css; charset=utf-8", ""}},
+    {"comfy.templates.json", {"application/json", "[]"}},
+};
 // How deep /userdata?recurse=true and /v2/userdata descend.
 constexpr int kMaxListDepth = 16;
 
@@ -68,7 +80,7 @@ HttpResponse ComfyServer::user_route(const Route& r) {
   auto read_settings = [&]() -> json {
     const fs::path file = root / kSettingsFile;
     std::error_code ec;
-    if (!fs::exists(file, ec)) return json::object();
+    if (!fs::exists(file, ec)) return kFirstSettings;
     try {
       json settings = read_json_file_bounded(file.string());
       if (settings.is_object()) return settings;
@@ -186,6 +198,13 @@ HttpResponse ComfyServer::user_route(const Route& r) {
   if (name.empty()) return HttpResponse::text(400, "no file named");
   const bool exists_needed = request.method != "POST" || r.segments.size() == 4;
   const ResolvedPath file = resolve_in_folder(root, name, exists_needed);
+  if (file.status == 404 && request.method == "GET" && r.segments.size() == 2 &&
+      kAbsentUserFiles.count(name)) {
+    const auto& [type, body] = kAbsentUserFiles.at(name);
+    HttpResponse response = HttpResponse::text(200, body);
+    response.content_type = type;
+    return response;
+  }
   if (!file.ok()) return HttpResponse::text(file.status, file.error);
   std::error_code ec;
 

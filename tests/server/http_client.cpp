@@ -88,7 +88,6 @@ struct WsClient::Impl {
   websocket::stream<beast::tcp_stream> ws{ioc};
   beast::flat_buffer buffer;
   bool connected = false;
-  int refused_status = 0;
 };
 
 WsClient::WsClient(uint16_t port, const std::string& target,
@@ -102,13 +101,9 @@ WsClient::WsClient(uint16_t port, const std::string& target,
     for (const auto& [name, value] : headers) req.set(name, value);
   }));
   lowest.expires_after(std::chrono::seconds(30));
-  websocket::response_type response;
-  impl_->ws.handshake(response, "127.0.0.1:" + std::to_string(port), target, ec);
+  impl_->ws.handshake("127.0.0.1:" + std::to_string(port), target, ec);
   lowest.expires_never();
-  if (ec) {
-    impl_->refused_status = static_cast<int>(response.result_int());
-    return;
-  }
+  if (ec) return;
   impl_->connected = true;
 }
 
@@ -119,7 +114,6 @@ WsClient::~WsClient() {
 }
 
 bool WsClient::connected() const { return impl_->connected; }
-int WsClient::refused_status() const { return impl_->refused_status; }
 
 std::optional<json> WsClient::next(double timeout_s) {
   if (!impl_->connected) return std::nullopt;

@@ -28,12 +28,11 @@ HttpReply http_request(uint16_t port, const std::string& method, const std::stri
 class WsClient {
  public:
   // Connects to ws://127.0.0.1:port`target` ("/ws?clientId=abc"); connected() says whether the
-  // upgrade succeeded, status() the HTTP status when it did not.
+  // upgrade succeeded.
   WsClient(uint16_t port, const std::string& target,
            const std::map<std::string, std::string>& headers = {});
   ~WsClient();
   bool connected() const;
-  int refused_status() const;
   // The next text message as JSON, or nullopt after `timeout_s` or when the socket closed.
   std::optional<nlohmann::json> next(double timeout_s = 30);
   // Messages until one of `type` (returned, also appended to `seen`); nullopt on timeout.

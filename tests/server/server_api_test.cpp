@@ -37,7 +37,9 @@ TEST(ServerObjectInfo, ListsEveryNodeWithItsPlacementCombo) {
   for (const char* node : {"LoadDiT", "LoadT5", "LoadVAE", "Sample", "Decode", "SaveVideo"})
     EXPECT_TRUE(info.contains(node)) << node;
   const json placement = info["LoadDiT"]["input"]["required"]["placement"];
-  EXPECT_EQ(placement[0], json::array({"gpu", "cpu", "offload"})) << placement.dump();
+  for (const char* value : {"gpu", "cpu", "offload"})  // the contract's three (docs/NODES.md)
+    EXPECT_NE(std::find(placement[0].begin(), placement[0].end(), value), placement[0].end())
+        << placement.dump();
   const json models = info["LoadDiT"]["input"]["required"]["model_name"][0];
   EXPECT_NE(std::find(models.begin(), models.end(), "dit_t2v_tiny.safetensors"), models.end());
   // The /api/ form answers the same; one node; an unknown node is {} as in ComfyUI.
