@@ -3,18 +3,24 @@
 #include "image/image_ops.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "nodes/vae_tiling_inputs.h"
 
 namespace wan::nodes {
 
 class Decode : public graph::Node {
  public:
   static graph::NodeSchema schema() {
-    return graph::NodeSchema("Decode", kCategorySampling)
-        .display_name("Wan Decode")
-        .description("Decodes a latent one latent frame at a time into IMAGE frames in [0, 1].")
+    graph::NodeSchema schema("Decode", kCategorySampling);
+    schema.display_name("Wan Decode")
+        .description("Decodes a latent one latent frame at a time into IMAGE frames in [0, 1]; "
+                     "with tile_size, in overlapping spatial tiles.")
         .input(graph::Socket("vae", "WAN_VAE"))
-        .input(graph::Socket("latent", "WAN_LATENT"))
-        .output("IMAGE", "images");
+        .input(graph::Socket("latent", "WAN_LATENT"));
+    return add_vae_tiling_inputs(schema).output("IMAGE", "images");
+  }
+
+  void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
+    check_vae_tiling_inputs(node, issues);
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -27,7 +33,7 @@ class Decode : public graph::Node {
     {
       auto lease = run.devices().lease(vae_socket->model, run.node_label());
       models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
-      models::VaeRunOptions options;
+      auto options = vae_run_options_of(in);
       options.progress([&](int done, int total) { run.report_step(done, total); });
       video = run.devices().to_cpu(vae->decode(run.devices().to_compute(latent), options));
     }

@@ -2,7 +2,8 @@
 """Generates the shipped workflows: workflows/<task>/<config>.json in ComfyUI's UI format.
 
 Four tasks (t2v, i2v, flf2v, vace) times four memory configurations (baseline, vae_cpu, t5_cpu,
-vae_cpu_t5_cpu) = 16 files that differ only where they must, so edit this script, not the JSON:
+vae_cpu_t5_cpu), plus an `auto` variant per task where the planner places every model = 20 files
+that differ only where they must, so edit this script, not the JSON:
 
     python3 scripts/make_workflows.py            # rewrite workflows/
     python3 scripts/make_workflows.py --check    # exit 1 when a file differs from what it writes
@@ -72,12 +73,15 @@ TASKS = {
     },
 }
 
-# Placements per configuration; the DiT is offloaded in all of them (Wan's --offload_model).
+# Placements per configuration; the DiT is offloaded in the four of Wan's generate.py
+# (--offload_model), and every model is the planner's choice in `auto`.
 CONFIGS = {
     "baseline": {"t5": "offload", "vae": "gpu"},
     "vae_cpu": {"t5": "offload", "vae": "offload"},
     "t5_cpu": {"t5": "cpu", "vae": "gpu"},
     "vae_cpu_t5_cpu": {"t5": "cpu", "vae": "offload"},
+    # Every loader left to the planner (wan-run picks for the budget and says why).
+    "auto": {"t5": "auto", "vae": "auto", "dit": "auto", "clip": "auto"},
 }
 
 T5_FILE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
@@ -199,7 +203,8 @@ def build(task, config):
     g = Graph()
     # Column 0: models.
     y = 80
-    dit = g.add("LoadDiT", (column(0), y), [spec["dit"], "offload", "as_stored", "bf16"])
+    dit = g.add("LoadDiT", (column(0), y),
+                [spec["dit"], placements.get("dit", "offload"), "as_stored", "bf16"])
     y += dit["size"][1] + 60
     t5 = g.add("LoadT5", (column(0), y), [T5_FILE, "from_checkpoint", placements["t5"], "bf16"])
     y += t5["size"][1] + 60
@@ -208,7 +213,8 @@ def build(task, config):
     clip = None
     if task in ("i2v", "flf2v"):
         y += vae["size"][1] + 60
-        clip = g.add("LoadCLIPVision", (column(0), y), [CLIP_FILE, "offload", "fp16"])
+        clip = g.add("LoadCLIPVision", (column(0), y),
+                     [CLIP_FILE, placements.get("clip", "offload"), "fp16"])
         models.append(clip)
 
     # Column 1: prompts, then the image/video inputs below them.
@@ -267,7 +273,8 @@ def build(task, config):
     g.link(negative, "text", sample, "negative")
     if cond:
         g.link(cond, "cond", sample, "cond")
-    decode = g.add("Decode", (sample_col + 420, 80), [], width=260)
+    # tile_size 0: untiled (overlap 64 applies only when tiled).
+    decode = g.add("Decode", (sample_col + 420, 80), [0, 64], width=260)
     # ComfyUI's video output: frames -> VIDEO at Wan's 16 fps -> MP4, and a preview of the frames.
     create = g.add("CreateVideo", (sample_col + 420, 80 + decode["size"][1] + 80), [16.0],
                    width=260)
@@ -298,7 +305,7 @@ def build(task, config):
         "config": {},
         "extra": {"ds": {"scale": 0.8, "offset": [0, 0]},
                   "wan": {"task": task, "config": config, "title": spec["title"],
-                          "placements": dict(placements, dit="offload")}},
+                          "placements": {**placements, "dit": placements.get("dit", "offload")}}},
         "version": 0.4,
     }
 
