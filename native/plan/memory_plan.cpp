@@ -245,11 +245,15 @@ struct Planner {
         m->cpu_bytes = m->bytes;
       }
     } else {
-      // ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors: the linear weights fp8, each with a
-      // float32 scale, the embeddings and norms bf16 (6.7 GB); kept mapped as stored.
+      // The file the workflow names, as published: ComfyUI's umt5_xxl_fp8_e4m3fn_scaled
+      // (linear weights fp8, each with a float32 scale, embeddings and norms bf16: 6.7 GB, kept
+      // as stored), or the official models_t5_umt5-xxl-enc-bf16.pth of Wan's generate.py
+      // (everything bf16: 11.4 GB).
+      const bool fp8_file = lower(in.string("model_name")).find("fp8") != std::string::npos;
       std::map<std::string, io::TensorInfo> stored;
       for (auto info : models::umt5_expected_tensors(config, st)) {
-        const bool linear = info.shape.size() == 2 && info.name.find("embedding") == std::string::npos;
+        const bool linear = fp8_file && info.shape.size() == 2 &&
+                            info.name.find("embedding") == std::string::npos;
         info.dtype = linear ? "F8_E4M3" : "BF16";
         if (linear) {
           const auto layer = info.name.substr(0, info.name.size() - std::string("weight").size());
