@@ -46,5 +46,17 @@ TEST(AutoPlacementRun, PlanPrintsTheChoices) {
   EXPECT_NE(result.out.find("fits: peak"), std::string::npos) << result.out;
 }
 
+TEST(AutoPlacementRun, APlanThatDoesNotFitNamesTheSmallestCardAndWhatAutoWouldDo) {
+  // generate.py's baseline with its bf16 T5 on an 11.49 GiB card.
+  const auto result = run_wan({workflow_path("t2v", "baseline").string(), "--models",
+                               models_dir().string(), "--plan", "--preset", "t2v-1.3B", "--vram",
+                               "11.49GiB", "--set", "LoadT5.model_name=models_t5_umt5-xxl-enc-bf16.pth"});
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_NE(result.out.find("smallest card this graph fits on as placed: --vram "), std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("with placement auto on every loader it fits:"), std::string::npos)
+      << result.out;
+}
+
 }  // namespace
 }  // namespace wan::runner::testing
