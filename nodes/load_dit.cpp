@@ -16,7 +16,7 @@ class LoadDit : public graph::Node {
         .description("Loads a Wan2.1 DiT (file, or index.json of shards); t2v/i2v/flf2v/vace is "
                      "detected from the weights.")
         .input(graph::ModelFile("model_name", "diffusion_models"))
-        .input(placement_input("offload"))
+        .input(placement_input("offload", /*streams_blocks=*/true))
         .input(graph::Choice("weight_dtype", {"as_stored", "bf16", "fp16", "fp32"})
                    .default_to("as_stored")
                    .tooltip("dtype the weights are kept in; as_stored keeps each as the file "

@@ -15,11 +15,17 @@ at::ScalarType parse_dtype(const std::string& text, const std::string& where) {
   throw ValidationError(where + ": dtype '" + text + "' is not one of fp32, bf16, fp16");
 }
 
-graph::Input placement_input(const char* default_placement) {
-  return graph::Choice("placement", device::placement_choices())
+graph::Input placement_input(const char* default_placement, bool streams_blocks) {
+  return graph::Choice("placement", streams_blocks ? device::stream_placement_choices()
+                                                   : device::placement_choices())
       .default_to(default_placement)
-      .tooltip("gpu: weights live on the compute device; cpu: weights stay in CPU memory and "
-               "compute there; offload: weights visit the compute device only while it computes");
+      .tooltip(streams_blocks
+                   ? "gpu: weights live on the compute device; cpu: weights stay in CPU memory "
+                     "and compute there; offload: weights visit the compute device only while it "
+                     "computes; stream: like offload, but the blocks visit it one at a time"
+                   : "gpu: weights live on the compute device; cpu: weights stay in CPU memory and "
+                     "compute there; offload: weights visit the compute device only while it "
+                     "computes");
 }
 
 media::OutputMetadata output_metadata(const graph::RunContext& run) {

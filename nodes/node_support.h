@@ -22,8 +22,9 @@ inline constexpr const char* kCategoryOutput = "wan/output";
 // "fp32" | "bf16" | "fp16" -> ATen dtype; throws ValidationError naming the node and input.
 at::ScalarType parse_dtype(const std::string& text, const std::string& where);
 
-// The `placement` input every loader has, with its default.
-graph::Input placement_input(const char* default_placement);
+// The `placement` input every loader has, with its default; `streams_blocks` adds "stream" (a
+// model whose forward visits its blocks through models/common/block_visit.h).
+graph::Input placement_input(const char* default_placement, bool streams_blocks = false);
 
 // The prompt and extra_pnginfo (or the workflow) of the run, as ComfyUI embeds them in saved
 // files; nothing when the run disables metadata.

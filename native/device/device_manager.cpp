@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
+#include <torch/nn/modules/container/modulelist.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,7 @@
 
 #include "core/error.h"
 #include "device/cuda_backend.h"
+#include "models/common/block_visit.h"
 
 namespace wan::device {
 
@@ -25,12 +27,12 @@ struct ModelRecord {
   std::string compute_name;
 };
 
-namespace {
-
 struct WeightSlot {
   std::string key;
   at::Tensor handle;  // shares its TensorImpl with the module's parameter or buffer
 };
+
+namespace {
 
 int64_t tensor_bytes(const at::Tensor& tensor) {
   return static_cast<int64_t>(tensor.numel()) * static_cast<int64_t>(tensor.element_size());
@@ -48,6 +50,18 @@ std::vector<WeightSlot> weight_slots(torch::nn::Module& module) {
   for (const auto& item : module.named_parameters(/*recurse=*/true)) add(item.key(), item.value());
   for (const auto& item : module.named_buffers(/*recurse=*/true)) add(item.key(), item.value());
   return slots;
+}
+
+// The tensors of the model's blocks, which `stream` leaves in CPU memory until each is visited:
+// every element of a ModuleList that is a direct child of the model ("blocks", "vace_blocks").
+std::unordered_set<const c10::TensorImpl*> streamed_tensors(torch::nn::Module& model) {
+  std::unordered_set<const c10::TensorImpl*> streamed;
+  for (const auto& child : model.children()) {
+    if (!dynamic_cast<torch::nn::ModuleListImpl*>(child.get())) continue;
+    for (const auto& block : child->children())
+      for (const auto& slot : weight_slots(*block)) streamed.insert(slot.handle.unsafeGetTensorImpl());
+  }
+  return streamed;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -76,6 +90,92 @@ int64_t ModelHandle::bytes() const {
 }
 bool ModelHandle::on_compute_device() const { return record_ && record_->on_compute; }
 
+// ---- stream placement ------------------------------------------------------------------------
+
+// One block's weights on the compute device while this lives; pointed back at their CPU tensors
+// (freeing the device copies) when it ends.
+class StreamedBlock {
+ public:
+  StreamedBlock(DeviceManager& manager, std::shared_ptr<ModelRecord> record,
+                torch::nn::Module& block, const std::string& block_name, std::string node_label)
+      : manager_(manager), record_(std::move(record)) {
+    at::NoGradGuard no_grad;
+    const auto start = std::chrono::steady_clock::now();
+    slots_ = weight_slots(block);
+    for (auto& slot : slots_) slot.key = block_name + "." + slot.key;
+    std::lock_guard<std::mutex> lock(manager_.mutex_);
+    originals_ = manager_.copy_in(*record_, slots_, node_label);
+    for (const auto& original : originals_) bytes_ += tensor_bytes(original);
+    manager_.ledger_.add_transfer(bytes_, 0, seconds_since(start));
+  }
+  ~StreamedBlock() {
+    const auto start = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(manager_.mutex_);
+    for (size_t i = 0; i < originals_.size(); ++i) slots_[i].handle.set_data(originals_[i]);
+    manager_.ledger_.add_transfer(0, bytes_, seconds_since(start));
+  }
+  StreamedBlock(const StreamedBlock&) = delete;
+  StreamedBlock& operator=(const StreamedBlock&) = delete;
+
+ private:
+  DeviceManager& manager_;
+  std::shared_ptr<ModelRecord> record_;
+  std::vector<WeightSlot> slots_;
+  std::vector<at::Tensor> originals_;
+  int64_t bytes_ = 0;
+};
+
+namespace {
+
+// Installed by a `stream` lease: brings the visited block in (unless it was brought in ahead),
+// then the next one, so that at most two blocks are on the device. The copies are made in the
+// order the model computes, on the calling thread; on CUDA they are issued on the current stream
+// before the block computes (no side stream yet, so they do not overlap with the compute).
+class StreamVisitor : public models::BlockVisitor {
+ public:
+  StreamVisitor(DeviceManager& manager, std::shared_ptr<ModelRecord> record, std::string node_label)
+      : manager_(manager), record_(std::move(record)), node_label_(std::move(node_label)) {
+    for (const auto& item : record_->module->named_modules("", /*include_self=*/false))
+      names_[item.value().get()] = item.key();
+  }
+  std::shared_ptr<void> visit(torch::nn::Module& block, torch::nn::Module* next) override {
+    std::shared_ptr<StreamedBlock> current =
+        ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block);
+    ahead_.reset();  // a block brought in ahead for nothing goes back out
+    ahead_block_ = nullptr;
+    if (next) {
+      ahead_ = bring_in(*next);
+      ahead_block_ = next;
+    }
+    return current;
+  }
+
+ private:
+  std::shared_ptr<StreamedBlock> bring_in(torch::nn::Module& block) {
+    auto name = names_.find(&block);
+    return std::make_shared<StreamedBlock>(manager_, record_, block,
+                                           name == names_.end() ? "block" : name->second,
+                                           node_label_);
+  }
+
+  DeviceManager& manager_;
+  std::shared_ptr<ModelRecord> record_;
+  std::string node_label_;
+  std::map<const torch::nn::Module*, std::string> names_;
+  std::shared_ptr<StreamedBlock> ahead_;
+  const torch::nn::Module* ahead_block_ = nullptr;
+};
+
+// The visitor and the scope that installs it, owned by the lease.
+struct StreamState {
+  StreamVisitor visitor;
+  models::BlockVisitorScope scope;
+  StreamState(DeviceManager& manager, std::shared_ptr<ModelRecord> record, std::string label)
+      : visitor(manager, std::move(record), std::move(label)), scope(&visitor) {}
+};
+
+}  // namespace
+
 // ---- ComputeLease ----------------------------------------------------------------------------
 
 ComputeLease::ComputeLease(ComputeLease&& other) noexcept { *this = std::move(other); }
@@ -86,6 +186,7 @@ ComputeLease& ComputeLease::operator=(ComputeLease&& other) noexcept {
     manager_ = other.manager_;
     record_ = std::move(other.record_);
     scope_ = std::move(other.scope_);
+    stream_ = std::move(other.stream_);
     device_ = other.device_;
     on_virtual_ = other.on_virtual_;
     on_compute_ = other.on_compute_;
@@ -99,6 +200,7 @@ ComputeLease::~ComputeLease() { release(); }
 void ComputeLease::release() {
   if (manager_ == nullptr) return;
   try {
+    stream_.reset();  // the blocks still in go out first
     manager_->end_lease(*record_);
   } catch (const std::exception& e) {
     spdlog::error("moving {} back to CPU memory failed: {}", record_->name, e.what());
@@ -177,7 +279,7 @@ ComputeLease DeviceManager::lease(const ModelHandle& model, const std::string& n
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (on_compute && !record.on_compute) {
-      move_in(record, node_label, /*keep_cpu_copies=*/record.placement == Placement::kOffload);
+      move_in(record, node_label, /*keep_cpu_copies=*/record.placement != Placement::kGpu);
     }
     ++record.leases;
     ledger_.note_computed_on(record.name, on_compute ? compute_->name() : "cpu");
@@ -191,12 +293,14 @@ ComputeLease DeviceManager::lease(const ModelHandle& model, const std::string& n
   // A model computing on the CPU inside another model's lease still counts as CPU memory.
   lease.scope_ = std::make_unique<MemoryPoolScope>(lease.on_virtual_ ? MemoryPool::kVirtual
                                                                      : MemoryPool::kHost);
+  if (on_compute && record.placement == Placement::kStream)
+    lease.stream_ = std::make_shared<StreamState>(*this, model.record_, node_label);
   return lease;
 }
 
 void DeviceManager::end_lease(ModelRecord& record) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (--record.leases == 0 && record.placement == Placement::kOffload && record.on_compute) {
+  if (--record.leases == 0 && record.placement != Placement::kGpu && record.on_compute) {
     move_out(record);
   }
 }
@@ -205,8 +309,38 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
                             bool keep_cpu_copies) {
   at::NoGradGuard no_grad;
   const auto start = std::chrono::steady_clock::now();
-  const bool is_virtual = compute_->kind() == ComputeKind::kVirtual;
   auto slots = weight_slots(*record.module);
+  if (record.placement == Placement::kStream) {
+    // The blocks stay in CPU memory; each visits the device as the model computes it.
+    const auto streamed = streamed_tensors(*record.module);
+    slots.erase(std::remove_if(slots.begin(), slots.end(),
+                               [&](const WeightSlot& slot) {
+                                 return streamed.count(slot.handle.unsafeGetTensorImpl()) > 0;
+                               }),
+                slots.end());
+  }
+  const auto originals = copy_in(record, slots, node_label);
+  int64_t moved = 0;
+  for (const auto& original : originals) moved += tensor_bytes(original);
+  if (keep_cpu_copies) {
+    record.cpu_copies.clear();
+    record.cpu_copies.reserve(slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) {
+      record.cpu_copies.emplace_back(slots[i].handle, originals[i]);
+    }
+  }
+  record.on_compute = true;
+  record.compute_name = compute_->name();
+  const double seconds = seconds_since(start);
+  ledger_.add_transfer(moved, 0, seconds);
+  spdlog::debug("{}: moved {} ({}) to {} in {:.3f} s", node_label, record.name, format_bytes(moved),
+                compute_->name(), seconds);
+}
+
+std::vector<at::Tensor> DeviceManager::copy_in(ModelRecord& record, std::vector<WeightSlot>& slots,
+                                               const std::string& node_label) {
+  at::NoGradGuard no_grad;
+  const bool is_virtual = compute_->kind() == ComputeKind::kVirtual;
   std::vector<at::Tensor> originals;
   originals.reserve(slots.size());
 
@@ -229,51 +363,35 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
                        device, key, requested, free, capacity);
   };
 
-  int64_t moved = 0;
-  {
-    // On the virtual accelerator ATen's device stays CPU, so "moving" is a copy made inside
-    // the virtual pool's scope; that copy is the counted memory.
-    auto scope = compute_->open_scope();
-    for (auto& slot : slots) {
-      at::Tensor original = slot.handle.variable_data();
-      const int64_t bytes = tensor_bytes(original);
-      try {
-        at::Tensor copy;
-        if (is_virtual) {
-          copy = original.clone();
-        } else {
-          compute_->check_fits(bytes, slot.key);
-          copy = original.to(compute_->device());
-        }
-        slot.handle.set_data(copy);
-      } catch (const OutOfMemory& e) {
-        roll_back();
-        throw fail(slot.key, e.device(), e.bytes_requested(), e.bytes_free(), e.bytes_capacity());
-      } catch (const std::exception& e) {
-        roll_back();
-        if (cuda_backend::is_out_of_memory(e)) {
-          throw fail(slot.key, compute_->name(), bytes, compute_->bytes_free(),
-                     compute_->bytes_capacity());
-        }
-        throw;
+  // On the virtual accelerator ATen's device stays CPU, so "moving" is a copy made inside
+  // the virtual pool's scope; that copy is the counted memory.
+  auto scope = compute_->open_scope();
+  for (auto& slot : slots) {
+    at::Tensor original = slot.handle.variable_data();
+    const int64_t bytes = tensor_bytes(original);
+    try {
+      at::Tensor copy;
+      if (is_virtual) {
+        copy = original.clone();
+      } else {
+        compute_->check_fits(bytes, slot.key);
+        copy = original.to(compute_->device());
       }
-      originals.push_back(std::move(original));
-      moved += bytes;
+      slot.handle.set_data(copy);
+    } catch (const OutOfMemory& e) {
+      roll_back();
+      throw fail(slot.key, e.device(), e.bytes_requested(), e.bytes_free(), e.bytes_capacity());
+    } catch (const std::exception& e) {
+      roll_back();
+      if (cuda_backend::is_out_of_memory(e)) {
+        throw fail(slot.key, compute_->name(), bytes, compute_->bytes_free(),
+                   compute_->bytes_capacity());
+      }
+      throw;
     }
+    originals.push_back(std::move(original));
   }
-  if (keep_cpu_copies) {
-    record.cpu_copies.clear();
-    record.cpu_copies.reserve(slots.size());
-    for (size_t i = 0; i < slots.size(); ++i) {
-      record.cpu_copies.emplace_back(slots[i].handle, originals[i]);
-    }
-  }
-  record.on_compute = true;
-  record.compute_name = compute_->name();
-  const double seconds = seconds_since(start);
-  ledger_.add_transfer(moved, 0, seconds);
-  spdlog::debug("{}: moved {} ({}) to {} in {:.3f} s", node_label, record.name, format_bytes(moved),
-                compute_->name(), seconds);
+  return originals;
 }
 
 void DeviceManager::move_out(ModelRecord& record) {

@@ -9,9 +9,12 @@
 //
 // Placement semantics (NODES.md): `gpu` moves the weights to the compute device at adopt() and
 // keeps them there; `cpu` keeps them in CPU memory and computes there; `offload` keeps them in
-// CPU memory and moves them in for each lease. An offloaded model keeps its CPU tensors while
-// its weights are in, so moving out only points the parameters back at them: free, exact, and
-// the same trade ComfyUI and diffusers make (CPU memory for the whole model stays held).
+// CPU memory and moves them in for each lease; `stream` moves in for each lease all but the
+// blocks (the elements of the model's top-level ModuleLists), which visit the device one at a
+// time as the model computes them, the next one brought in ahead. An offloaded model keeps its
+// CPU tensors while its weights are in, so moving out only points the parameters back at them:
+// free, exact, and the same trade ComfyUI and diffusers make (CPU memory for the whole model
+// stays held).
 #pragma once
 #include <c10/core/Device.h>
 #include <torch/nn/module.h>
@@ -30,6 +33,7 @@ namespace wan::device {
 
 class DeviceManager;
 struct ModelRecord;  // defined in device_manager.cpp
+struct WeightSlot;   // likewise
 
 // A model registered with the manager. Copies share the model; the last copy frees it.
 class ModelHandle {
@@ -84,6 +88,8 @@ class ComputeLease {
   DeviceManager* manager_ = nullptr;
   std::shared_ptr<ModelRecord> record_;
   std::unique_ptr<MemoryPoolScope> scope_;
+  // `stream`: the block visitor this lease installs on its thread (models/common/block_visit.h).
+  std::shared_ptr<void> stream_;
   c10::Device device_{c10::kCPU};
   bool on_virtual_ = false, on_compute_ = false;
 };
@@ -127,7 +133,13 @@ class DeviceManager {
 
  private:
   friend class ComputeLease;
+  friend class StreamedBlock;
   void move_in(ModelRecord& record, const std::string& node_label, bool keep_cpu_copies);
+  // Copies each slot's tensor to the compute device and points the slot at the copy; returns
+  // the originals in slot order. On failure every slot is pointed back and an OutOfMemory naming
+  // the node, the model and the tensor is thrown.
+  std::vector<at::Tensor> copy_in(ModelRecord& record, std::vector<WeightSlot>& slots,
+                                  const std::string& node_label);
   void move_out(ModelRecord& record);
   void end_lease(ModelRecord& record);
 

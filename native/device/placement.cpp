@@ -12,6 +12,8 @@ const char* placement_name(Placement placement) {
       return "cpu";
     case Placement::kOffload:
       return "offload";
+    case Placement::kStream:
+      return "stream";
   }
   return "?";
 }
@@ -20,10 +22,11 @@ Placement parse_placement(const std::string& text) {
   if (text == "gpu") return Placement::kGpu;
   if (text == "cpu") return Placement::kCpu;
   if (text == "offload") return Placement::kOffload;
+  if (text == "stream") return Placement::kStream;
   if (text == kAutoPlacement)
     throw ValidationError("placement 'auto' is chosen by the planner for the whole graph before "
                           "the run; this node ran without that plan (run it in a prompt)");
-  throw ValidationError("placement '" + text + "' is not one of gpu, cpu, offload, auto");
+  throw ValidationError("placement '" + text + "' is not one of gpu, cpu, offload, stream, auto");
 }
 
 const std::vector<std::string>& concrete_placement_choices() {
@@ -34,6 +37,16 @@ const std::vector<std::string>& concrete_placement_choices() {
 const std::vector<std::string>& placement_choices() {
   static const std::vector<std::string> choices = [] {
     std::vector<std::string> all = concrete_placement_choices();
+    all.push_back(kAutoPlacement);
+    return all;
+  }();
+  return choices;
+}
+
+const std::vector<std::string>& stream_placement_choices() {
+  static const std::vector<std::string> choices = [] {
+    std::vector<std::string> all = concrete_placement_choices();
+    all.push_back(placement_name(Placement::kStream));
     all.push_back(kAutoPlacement);
     return all;
   }();

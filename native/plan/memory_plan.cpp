@@ -69,6 +69,9 @@ struct ModelPlan {
   // DiT
   models::WanDitConfig dit;
   int64_t compute_bytes = 2;
+  // `stream`: the bytes of the blocks (which visit the device one at a time, the next brought
+  // in ahead) in all, and of the largest one; the rest moves in for the lease like `offload`.
+  int64_t block_bytes = 0, largest_block_bytes = 0, blocks = 0;
   // The largest weight a layer casts to the compute dtype for one call (kept in another dtype:
   // fp8 in a bf16 T5, an fp16 DiT computing in bf16), alive while that layer computes.
   int64_t upcast_bytes = 0;
@@ -156,6 +159,17 @@ int64_t largest_upcast(const std::vector<io::TensorInfo>& kept, at::ScalarType c
     if (info.dtype != compute_name && cast(info))
       largest = std::max(largest, info.numel() * static_cast<int64_t>(c10::elementSize(compute)));
   return largest;
+}
+
+// "blocks.3.ffn.0.weight" -> "blocks.3" (also "vace_blocks.N"); empty for the tensors outside the
+// blocks, which `stream` moves in with the lease.
+std::string block_of(const std::string& key) {
+  for (const std::string list : {"blocks.", "vace_blocks."}) {
+    if (key.rfind(list, 0) != 0) continue;
+    const auto dot = key.find('.', list.size());
+    return dot == std::string::npos ? "" : key.substr(0, dot);
+  }
+  return "";
 }
 
 int64_t text_len_beside(const std::filesystem::path& path, int64_t fallback) {
@@ -337,6 +351,14 @@ struct Planner {
     };
     const auto kept = models::kept_tensors(models::wan_dit_expected_tensors(m->dit), stored, rule);
     add_infos(*m, kept);
+    std::map<std::string, int64_t> per_block;
+    for (const auto& info : kept)
+      if (const auto block = block_of(info.name); !block.empty()) per_block[block] += info.nbytes();
+    for (const auto& [block, bytes] : per_block) {
+      m->block_bytes += bytes;
+      m->largest_block_bytes = std::max(m->largest_block_bytes, bytes);
+    }
+    m->blocks = static_cast<int64_t>(per_block.size());
     count_converted(*m, values_of(stored));
     const std::string compute = in.string("compute_dtype");
     // Every matrix and convolution kernel outside the float32 parts is cast per call.
@@ -406,9 +428,12 @@ struct Planner {
            " stays in CPU memory; " + hint;
   }
 
+  bool streams(const ModelPlan& m) const { return m.placement == device::Placement::kStream; }
+
   void move_in(ModelPlan& m) {
     int64_t moved = 0;
     for (const auto& [key, bytes] : m.tensors) {
+      if (streams(m) && !block_of(key).empty()) continue;  // visits the device with its block
       if (capacity >= 0 && dev_held + bytes > capacity) {
         oom = oom_message_move(m, key, bytes);
         note(0, 0, "");
@@ -428,13 +453,21 @@ struct Planner {
   }
 
   // Weights in (offload), `act` bytes of activations while it computes, weights out.
+  // `passes`: forward calls during the lease (a streamed model's blocks visit once per call).
   // Returns false on an out-of-memory.
-  bool lease(ModelPlan& m, int64_t act, const std::string& what, int64_t inputs_on_device = 0) {
+  bool lease(ModelPlan& m, int64_t act, const std::string& what, int64_t inputs_on_device = 0,
+             int64_t passes = 1) {
     if (computes_on_device(m) && !m.on_device) {
       move_in(m);
       if (oom) return false;
     }
     const bool on_dev = computes_on_device(m);
+    if (on_dev && streams(m)) {
+      // The visited block and the one brought in ahead of it (taken as the largest).
+      act += std::min<int64_t>(2, m.blocks) * m.largest_block_bytes;
+      current->bytes_in += passes * m.block_bytes;
+      current->bytes_out += passes * m.block_bytes;
+    }
     if (on_dev) {
       if (capacity >= 0 && dev_held + inputs_on_device + act > capacity) {
         oom = label + ": " + device_name + " out of memory: tried to allocate " +
@@ -450,9 +483,10 @@ struct Planner {
     } else {
       note(inputs_on_device, act, "");
     }
-    if (m.placement == device::Placement::kOffload && m.on_device) {
-      dev_held -= m.bytes;
-      current->bytes_out += m.bytes;
+    if ((m.placement == device::Placement::kOffload || streams(m)) && m.on_device) {
+      const int64_t resident = streams(m) ? m.bytes - m.block_bytes : m.bytes;
+      dev_held -= resident;
+      current->bytes_out += resident;
       m.on_device = false;
     }
     return true;
@@ -634,9 +668,11 @@ struct Planner {
       const Shape s = cond ? cond->shape : shape_of(in);
       const int64_t cond_on_device = cond && computes_on_device(dit) ? cond->cpu_bytes : 0;
       const int64_t latent = 16 * s.latent_frames() * (s.height / 8) * (s.width / 8) * 4;
+      // One DiT call per step, two with classifier-free guidance (cfg 1 skips the negative).
+      const int64_t passes = in.integer("steps") * (in.number("cfg") == 1.0 ? 1 : 2);
       if (!lease(dit, dit_activations(dit, s),
                  "DiT activations at " + std::to_string(dit_tokens(dit.dit, s)) + " tokens",
-                 cond_on_device))
+                 cond_on_device, passes))
         return {};
       out.shape = s;
       out.cpu_bytes = latent;

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/key_layout.h"
 #include "io/tensor_index.h"
+#include "models/common/block_visit.h"
 #include "models/common/weight_cast.h"
 #include "models/common/weights.h"
 
@@ -250,6 +251,18 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
   ctx.compute_dtype = cd;
   ctx.query_chunk = options_.attention_chunk();
 
+  // Every block in the order it computes (VACE blocks first), so that a `stream` placement can
+  // bring each one's weights in ahead of it (models/common/block_visit.h).
+  std::vector<torch::nn::Module*> order;
+  if (vace_blocks_)
+    for (size_t j = 0; j < vace_blocks_->size(); ++j) order.push_back(vace_blocks_->ptr(j).get());
+  for (size_t j = 0; j < blocks_->size(); ++j) order.push_back(blocks_->ptr(j).get());
+  size_t visited = 0;
+  auto visit_next = [&] {
+    auto* block = order[visited++];
+    return visit_block(*block, visited < order.size() ? order[visited] : nullptr);
+  };
+
   // VACE hints from the context video, computed on the embedded input tokens.
   std::vector<at::Tensor> hints;
   std::map<int64_t, size_t> hint_after_layer;
@@ -257,6 +270,7 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
     auto cv = embed_patches(vace_patch_embedding_, extras.vace_context, seq_len,
                             "vace_patch_embedding", extras, nullptr);
     for (size_t j = 0; j < vace_blocks_->size(); ++j) {
+      const auto visit = visit_next();
       auto [next, hint] = vace_blocks_->ptr<VaceWanAttentionBlockImpl>(j)->forward(cv, hidden, ctx);
       emit("vace_blocks." + std::to_string(j) + ".0", next);
       emit("vace_blocks." + std::to_string(j) + ".1", hint);
@@ -267,6 +281,7 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
   }
 
   for (size_t j = 0; j < blocks_->size(); ++j) {
+    const auto visit = visit_next();
     hidden = blocks_->ptr<WanAttentionBlockImpl>(j)->forward(hidden, ctx);
     auto hint = hint_after_layer.find(static_cast<int64_t>(j));
     if (hint != hint_after_layer.end())

@@ -1,0 +1,150 @@
+// `stream` placement of the DiT against `gpu`, on a 1 GiB virtual accelerator: a 6-block DiT (the
+// tiny t2v's blocks repeated with other values) in the shipped t2v vae_cpu workflow, up to its
+// Sample. The latents are bit-identical, Sample holds at most two blocks at a time (its device peak is lower by at
+// least three blocks' bytes), every block visits once per DiT call, and the plan agrees with the
+// run (bytes moved, peaks within 10 %).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "device/device_manager.h"
+#include "graph/executor.h"
+#include "graph/workflow_json.h"
+#include "io/safetensors.h"
+#include "plan/memory_plan.h"
+#include "test_util.h"
+
+namespace wan::plan {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr int kBlocks = 6;
+
+struct ModelsDir {
+  fs::path root;
+  int64_t block_bytes = 0;  // one block's weights (all blocks have the same shapes)
+  ModelsDir() : root(fs::temp_directory_path() / ("wan_stream_" + std::to_string(::getpid()))) {
+    fs::remove_all(root);
+    fs::create_directories(root / "diffusion_models");
+    const fs::path data = wan::testing::data_path("models");
+    for (const char* folder : {"vae", "text_encoders", "tokenizers"})
+      fs::create_directory_symlink(data / folder, root / folder);
+    const auto tiny = io::load_safetensors((data / "diffusion_models" / "dit_t2v_tiny.safetensors").string());
+    io::TensorMap tensors;
+    for (const auto& [key, value] : tiny) {
+      if (key.rfind("blocks.", 0) != 0) {
+        tensors[key] = value;
+        continue;
+      }
+      // blocks.<i>.rest -> blocks.<i + 2k>.rest, scaled so that every block differs.
+      const auto dot = key.find('.', 7);
+      const int i = std::stoi(key.substr(7, dot - 7));
+      for (int k = 0; 2 * k + i < kBlocks; ++k) {
+        tensors["blocks." + std::to_string(2 * k + i) + key.substr(dot)] = value * (1.0 - 0.1 * k);
+        if (2 * k + i == 0) block_bytes += value.numel() * value.element_size();
+      }
+    }
+    io::save_safetensors((root / "diffusion_models" / "dit_six_blocks.safetensors").string(), tensors);
+    std::ifstream config(data / "diffusion_models" / "dit_t2v_tiny_config.json");
+    auto json_config = json::parse(config);
+    json_config["num_layers"] = kBlocks;
+    std::ofstream(root / "diffusion_models" / "dit_six_blocks_config.json") << json_config.dump();
+  }
+  ~ModelsDir() { fs::remove_all(root); }
+};
+
+json prompt(const std::string& dit_placement) {
+  const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
+                        "t2v" / "vae_cpu.json";
+  const auto& registry = graph::NodeRegistry::global();
+  json p = graph::to_api_prompt(graph::read_json_file(file), registry);
+  for (const std::string& assignment : std::vector<std::string>{
+           "LoadT5.model_name=t5_tiny_encoder.pth", "LoadT5.tokenizer=wan_tiny",
+        "LoadVAE.model_name=vae_tiny.pth", "LoadDiT.model_name=dit_six_blocks.safetensors",
+        "LoadDiT.placement=" + dit_placement, "Sample.width=64", "Sample.height=64",
+        "Sample.frames=9", "Sample.steps=1"})
+    graph::apply_override(p, assignment, registry);
+  // Only what Sample needs, and its latent saved: decoding would add time, not coverage.
+  json trimmed = json::object();
+  for (const char* id : {"1", "2", "4", "5", "6"}) trimmed[id] = p.at(id);
+  trimmed["11"] = {{"class_type", "SaveTensor"},
+                   {"inputs", {{"tensor", json::array({"6", 0})}, {"filename_prefix", "latent"}}}};
+  return trimmed;
+}
+
+struct Run {
+  json ledger;
+  at::Tensor latent;
+  PlanResult plan;
+  const json* sample = nullptr;
+  size_t sample_index = 0;
+};
+
+Run run(const ModelsDir& models, const std::string& dit_placement) {
+  PlanOptions options;
+  options.models_dir = models.root;
+  options.device.device = "cpu";
+  options.device.reserve = 0;
+  options.device.vram = int64_t{1} << 30;
+  Run r;
+  r.plan = plan_prompt(prompt(dit_placement), graph::NodeRegistry::global(), options);
+  device::DeviceManager devices(options.device);
+  graph::Executor executor(graph::NodeRegistry::global());
+  graph::RunContext context;
+  context.models_dir = models.root;
+  context.output_dir = models.root / ("output_" + dit_placement);
+  fs::create_directories(context.output_dir);
+  context.device_manager = &devices;
+  context.prompt = prompt(dit_placement);
+  executor.run(context.prompt, context);
+  r.latent = (*executor.outputs("6"))[0].as_tensor().clone();
+  r.ledger = devices.ledger().to_json();
+  return r;
+}
+
+const json& node_of(const json& ledger, const std::string& class_type) {
+  for (const auto& node : ledger["nodes"])
+    if (node["class_type"] == class_type) return node;
+  throw std::runtime_error("no " + class_type + " in the ledger");
+}
+
+TEST(StreamPlacement, DitBlocksVisitOneAtATimeWithTheSameLatentAsGpu) {
+  ModelsDir models;
+  const auto gpu = run(models, "gpu");
+  const auto stream = run(models, "stream");
+  ASSERT_EQ(gpu.ledger["nodes"].size(), 6u);  // the five nodes Sample needs and SaveTensor
+  EXPECT_TRUE(at::equal(stream.latent, gpu.latent))
+      << "max abs " << (stream.latent - gpu.latent).abs().max().item<double>();
+
+  const auto& gpu_sample = node_of(gpu.ledger, "Sample");
+  const auto& stream_sample = node_of(stream.ledger, "Sample");
+  const int64_t gpu_peak = gpu_sample["bytes_peak"]["vgpu"].get<int64_t>();
+  const int64_t stream_peak = stream_sample["bytes_peak"]["vgpu"].get<int64_t>();
+  std::printf("Sample vgpu peak: gpu %lld, stream %lld (one block %lld bytes)\n",
+              static_cast<long long>(gpu_peak), static_cast<long long>(stream_peak),
+              static_cast<long long>(models.block_bytes));
+  // gpu holds all six blocks while computing; stream the visited one and the next.
+  EXPECT_GE(gpu_peak - stream_peak, (kBlocks - 3) * models.block_bytes);
+  // One step with guidance: two DiT calls, each bringing every block in once, then out.
+  const int64_t resident = stream.ledger["models"]["dit"]["bytes"].get<int64_t>() - kBlocks * models.block_bytes;
+  EXPECT_EQ(stream_sample["transfers"]["bytes_in"].get<int64_t>(), resident + 2 * kBlocks * models.block_bytes);
+  EXPECT_EQ(stream_sample["transfers"]["bytes_out"].get<int64_t>(), resident + 2 * kBlocks * models.block_bytes);
+  EXPECT_EQ(stream_sample["bytes_after"]["vgpu"].get<int64_t>(), gpu_sample["bytes_after"]["vgpu"].get<int64_t>() -
+                                                                     gpu.ledger["models"]["dit"]["bytes"].get<int64_t>());
+
+  // The plan: the same transfers, and Sample's peak within 10 % of the run's.
+  for (const auto& node : stream.plan.nodes) {
+    if (node.class_type != "Sample") continue;
+    EXPECT_EQ(node.bytes_in, stream_sample["transfers"]["bytes_in"].get<int64_t>());
+    std::printf("Sample vgpu peak planned %lld, measured %lld\n", static_cast<long long>(node.device_peak),
+                static_cast<long long>(stream_peak));
+    EXPECT_NEAR(static_cast<double>(node.device_peak), static_cast<double>(stream_peak), 0.10 * stream_peak);
+  }
+}
+
+}  // namespace
+}  // namespace wan::plan
