@@ -1,6 +1,8 @@
 // wan-serve's ComfyUI API over a real socket: schemas, prompts, the queue, history, the socket's
 // messages, interrupts, and outputs bit-identical to wan-run's.
+#include <map>
 #include <set>
+#include <thread>
 
 #include "io/tensor_index.h"
 #include "server/server_test_util.h"
@@ -305,6 +307,62 @@ TEST(ServerHistory, ListsByCountAndDeletesAndClears) {
   EXPECT_EQ(post("/api/history", R"({"clear": true})").status, 200);
   EXPECT_TRUE(get("/history").json().empty());
   EXPECT_EQ(get("/api/memory_report/" + last + ".svg").status, 404);
+}
+
+// Eight clients queue prompts at once: every prompt runs exactly once, and each client's socket
+// carries its own prompts' messages and nothing of the others'.
+TEST(ServerLoad, EightClientsEachGetTheirOwnPromptsRunOnce) {
+  constexpr int kClients = 8, kPromptsEach = 3;
+  struct Seen {
+    std::vector<std::string> queued;
+    std::vector<json> messages;
+    bool finished = false;
+  };
+  std::vector<Seen> seen(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([c, &seen] {
+      const std::string client_id = "load-" + std::to_string(c);
+      WsClient ws(port(), "/ws?clientId=" + client_id);
+      if (!ws.connected()) return;
+      for (int k = 0; k < kPromptsEach; ++k) {
+        const json body = {{"prompt", tiny_t2v_prompt(1000 + c * 10 + k, 1)},
+                           {"client_id", client_id}};
+        const HttpReply reply = post("/prompt", body.dump());
+        if (reply.status == 200) seen[c].queued.push_back(reply.json()["prompt_id"]);
+      }
+      size_t done = 0;
+      while (done < seen[c].queued.size()) {
+        if (!ws.wait_for("execution_success", &seen[c].messages, 120)) return;
+        ++done;
+      }
+      seen[c].finished = true;
+    });
+  }
+  for (auto& thread : clients) thread.join();
+
+  std::map<std::string, int> started;
+  for (int c = 0; c < kClients; ++c) {
+    ASSERT_TRUE(seen[c].finished) << "client " << c << " did not see all its prompts finish";
+    ASSERT_EQ(seen[c].queued.size(), size_t(kPromptsEach)) << "client " << c;
+    const std::set<std::string> mine(seen[c].queued.begin(), seen[c].queued.end());
+    for (const auto& message : seen[c].messages) {
+      const json& data = message["data"];
+      if (data.is_object() && data.contains("prompt_id"))
+        EXPECT_TRUE(mine.count(data["prompt_id"].get<std::string>()))
+            << "client " << c << " got " << message.dump();
+      if (message["type"] == "execution_start") ++started[data["prompt_id"].get<std::string>()];
+    }
+  }
+  EXPECT_EQ(started.size(), size_t(kClients * kPromptsEach));
+  for (const auto& [id, count] : started) EXPECT_EQ(count, 1) << id << " ran " << count << " times";
+  const json history = get("/history").json();
+  for (const auto& client : seen)
+    for (const auto& id : client.queued) {
+      ASSERT_TRUE(history.contains(id)) << id;
+      EXPECT_EQ(history[id]["status"]["status_str"], "success");
+    }
+  EXPECT_TRUE(get("/queue").json()["queue_pending"].empty());
 }
 
 TEST(ServerWs, FeatureFlagsAnsweredAndReconnectKeepsTheId) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -41,6 +42,8 @@ inline std::vector<std::string> engine_flags(const ServerFolders& folders) {
 class TestServer {
  public:
   static TestServer& shared() {
+    static std::mutex mutex;  // clients on several threads may be the first to ask
+    std::lock_guard<std::mutex> lock(mutex);
     auto& server = instance();
     if (!server) server.reset(new TestServer());
     return *server;
@@ -76,7 +79,7 @@ class TestServer {
     options.port = 0;
     options.user_dir = folders_.user;
     options.max_upload_bytes = size_t(1) << 20;
-    options.max_queue = 8;
+    options.max_queue = 64;
     HttpServerLimits limits;
     limits.request_timeout_s = 1;  // slow-client tests wait this long, no more
     server_ = std::make_unique<ComfyServer>(options, *engine_, front_end_root(), limits);
