@@ -11,6 +11,7 @@
 #include <set>
 #include <vector>
 
+#include "core/bounded_json.h"
 #include "core/error.h"
 
 namespace wan {
@@ -20,7 +21,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kMaxShownChars = 200;
-constexpr std::streamsize kMaxIndexBytes = std::streamsize(64) << 20;
 
 // 'name' for a message: invalid UTF-8 and control bytes as \xNN, long names cut, so the message
 // itself is always printable and JSON-serialisable.
@@ -107,18 +107,14 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 // The shard file names a *.index.json lists in its weight_map.
 std::set<std::string> index_shards(const fs::path& index, const std::string& what) {
-  std::ifstream in(index, std::ios::binary);
-  std::string text;
-  if (in) {
-    text.resize(static_cast<size_t>(kMaxIndexBytes) + 1);
-    in.read(text.data(), kMaxIndexBytes + 1);
-    text.resize(static_cast<size_t>(in.gcount()));
+  // Bounded like every outside JSON (size, depth, string and number limits; a FIFO is refused
+  // without blocking): an index is a flat map, so the limits never bind a real one.
+  nlohmann::json json;
+  try {
+    json = read_json_file_bounded(index.string());
+  } catch (const ValidationError& e) {
+    throw ValidationError(what + ": " + shown(index.string()) + " is not a shard index: " + e.what());
   }
-  if (!in && !in.eof()) throw ValidationError(what + ": cannot read " + shown(index.string()));
-  if (text.size() > static_cast<size_t>(kMaxIndexBytes))
-    throw ValidationError(what + ": " + shown(index.string()) + " is larger than 64 MiB; it is "
-                          "not a shard index");
-  const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!json.is_object() || !json.contains("weight_map") || !json["weight_map"].is_object())
     throw ValidationError(what + ": " + shown(index.string()) +
                           " is not a shard index (no \"weight_map\" object)");

@@ -283,6 +283,10 @@ TEST_F(ValidatorRules, ModelNamesResolveInsideTheirFolderAfterSymlinks) {
   touch(dits / "abs.safetensors.index.json",
         R"({"weight_map": {"a": ")" + (scratch / "outside.safetensors").string() + R"("}})");
   touch(dits / "missing.safetensors.index.json", R"({"weight_map": {"a": "gone.safetensors"}})");
+  // 100000 nested arrays: a bounded parse refuses it instead of recursing off the stack.
+  touch(dits / "deep.safetensors.index.json",
+        R"({"weight_map": {"a": )" + std::string(100000, '[') + std::string(100000, ']') + "}}");
+  ASSERT_EQ(mkfifo((dits / "fifo.safetensors.index.json").c_str(), 0600), 0);
   fs::create_directories(scratch / "models" / "tokenizers" / "tok");
   fs::create_directories(scratch / "tok_outside");
   fs::create_symlink(scratch / "tok_outside", scratch / "models" / "tokenizers" / "out_tok");
@@ -301,6 +305,7 @@ TEST_F(ValidatorRules, ModelNamesResolveInsideTheirFolderAfterSymlinks) {
         std::string("sub/up/outside.safetensors"), std::string("../outside.safetensors"),
         (scratch / "outside.safetensors").string(), std::string("bad.safetensors.index.json"),
         std::string("abs.safetensors.index.json"), std::string("missing.safetensors.index.json"),
+        std::string("deep.safetensors.index.json"), std::string("fifo.safetensors.index.json"),
         std::string("\xff\xfe.safetensors"), std::string("real.safetensors\0x", 18),
         std::string("nope.safetensors")})
     EXPECT_EQ(model_fails(name).count("model_name"), 1u) << name;
