@@ -13,6 +13,7 @@
 #include "graph/executor.h"
 #include "graph/workflow_json.h"
 #include "io/safetensors.h"
+#include "models/dit/wan_dit.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
 
@@ -144,6 +145,45 @@ TEST(StreamPlacement, DitBlocksVisitOneAtATimeWithTheSameLatentAsGpu) {
                 static_cast<long long>(stream_peak));
     EXPECT_NEAR(static_cast<double>(node.device_peak), static_cast<double>(stream_peak), 0.10 * stream_peak);
   }
+}
+
+
+// VACE computes its VACE blocks first, then the main blocks: the visitor brings each in ahead of
+// the next across the two lists, and the float32 output equals the official golden as with `gpu`.
+TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
+  const auto& g = wan::testing::golden("dit_vace");
+  models::DitExtras extras;
+  extras.vace_context = {g.at("single.vace_context.0")};
+  extras.vace_context_scale = 0.75;
+  const auto weights = wan::testing::tiny_path("weights/dit_vace_tiny.safetensors");
+  at::Tensor outputs[2];
+  int64_t peaks[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    device::ComputeDeviceOptions options;
+    options.device = "cpu";
+    options.reserve = 0;
+    options.vram = int64_t{1} << 30;
+    device::DeviceManager devices(options);
+    auto dit = models::load_wan_dit(weights, at::kFloat, at::kFloat);
+    auto model = devices.adopt(dit.ptr(), i == 0 ? device::Placement::kGpu : device::Placement::kStream, "dit");
+    devices.ledger().begin_stage("1", "Test");
+    {
+      auto lease = devices.lease(model, "Test (node 1)");
+      models::DitExtras on_device = extras;
+      on_device.vace_context = {lease.to_compute(extras.vace_context[0])};
+      const auto out = dit->forward({lease.to_compute(g.at("single.x.0"))}, g.at("single.t"),
+                                    {lease.to_compute(g.at("single.context.0"))}, 64, on_device);
+      outputs[i] = lease.to_cpu(out.at(0));
+    }
+    devices.ledger().end_stage();
+    peaks[i] = devices.ledger().to_json()["nodes"][0]["bytes_peak"]["vgpu"].get<int64_t>();
+  }
+  EXPECT_TRUE(at::equal(outputs[1], outputs[0]))
+      << "max abs " << (outputs[1] - outputs[0]).abs().max().item<double>();
+  EXPECT_ALLCLOSE(outputs[1], g.at("single.out.0"), 1e-4);
+  std::printf("VACE tiny: vgpu peak gpu %lld, stream %lld\n", static_cast<long long>(peaks[0]),
+              static_cast<long long>(peaks[1]));
+  EXPECT_LT(peaks[1], peaks[0]);
 }
 
 }  // namespace
