@@ -42,3 +42,17 @@ fi
 echo "install_deps: .venv has $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"
 
 bash scripts/cuda_toolkit.sh
+
+# The browser and API-client tests' npm packages (playwright-core, @saintno/comfyui-sdk) into
+# git-ignored node_modules, when node's npm is installed; without it those tests report SKIPPED.
+if command -v npm >/dev/null; then
+  for dir in scripts/comfyui_check tests/server/client; do
+    stamp="$dir/node_modules/.lock.sha256"
+    want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+      (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+      echo "$want" > "$stamp"
+    fi
+  done
+  echo "install_deps: npm packages for the browser and client tests present"
+fi
