@@ -1,6 +1,7 @@
 // FirstLastFrameToVideo: FLF2V conditioning from a first and a last frame (official WanFLF2V).
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
 
 namespace wan::nodes {
@@ -19,7 +20,12 @@ class FirstLastFrameToVideo : public graph::Node {
         .input(graph::Socket("clip_vision", "WAN_CLIP_VISION"))
         .input(graph::Socket("start_image", "IMAGE"))
         .input(graph::Socket("end_image", "IMAGE"));
-    return add_video_size_inputs(schema).output("WAN_COND", "cond");
+    add_video_size_inputs(schema);
+    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+  }
+
+  void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
+    check_vae_tiling_inputs(node, issues);
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {

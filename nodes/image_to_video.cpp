@@ -1,6 +1,7 @@
 // ImageToVideo: I2V conditioning from a start image (official WanI2V).
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
 
 namespace wan::nodes {
@@ -18,7 +19,12 @@ class ImageToVideo : public graph::Node {
         .input(graph::Socket("vae", "WAN_VAE"))
         .input(graph::Socket("clip_vision", "WAN_CLIP_VISION"))
         .input(graph::Socket("start_image", "IMAGE"));
-    return add_video_size_inputs(schema).output("WAN_COND", "cond");
+    add_video_size_inputs(schema);
+    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+  }
+
+  void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
+    check_vae_tiling_inputs(node, issues);
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -50,7 +56,8 @@ void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
   auto lease = run.devices().lease(vae_socket->model, run.node_label());
   models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
   cond.y = run.devices().to_cpu(
-      pipeline::conditioning_latent(vae, first, last, cond.shape, lease.device()));
+      pipeline::conditioning_latent(vae, first, last, cond.shape, lease.device(),
+                                    vae_run_options_of(in)));
 }
 
 }  // namespace wan::nodes

@@ -3,6 +3,7 @@
 #include "image/image_ops.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
 
 namespace wan::nodes {
@@ -24,7 +25,11 @@ class VaceToVideo : public graph::Node {
         .input(graph::Socket("reference_image", "IMAGE").optional())
         .input(graph::Socket("reference_image_2", "IMAGE").optional())
         .input(graph::Socket("reference_image_3", "IMAGE").optional());
-    return schema.output("WAN_COND", "cond");
+    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+  }
+
+  void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
+    check_vae_tiling_inputs(node, issues);
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -48,7 +53,8 @@ class VaceToVideo : public graph::Node {
       at::NoGradGuard no_grad;
       auto lease = run.devices().lease(vae_socket->model, run.node_label());
       models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
-      socket->cond = pipeline::vace_to_video(vae, inputs, shape, in.number("strength"), lease.device());
+      socket->cond = pipeline::vace_to_video(vae, inputs, shape, in.number("strength"),
+                                             lease.device(), vae_run_options_of(in));
       socket->cond.vace_context = run.devices().to_cpu(socket->cond.vace_context);
     }
     return {socket};

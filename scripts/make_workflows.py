@@ -234,7 +234,8 @@ def build(task, config):
     cond = None
     if task in ("i2v", "flf2v"):
         cond_type = "ImageToVideo" if task == "i2v" else "FirstLastFrameToVideo"
-        cond = g.add(cond_type, (column(2), 80), size)
+        # tile_size 0 (untiled encode), overlap 64.
+        cond = g.add(cond_type, (column(2), 80), size + [0, 64])
         g.link(vae, "vae", cond, "vae")
         g.link(clip, "clip_vision", cond, "clip_vision")
         for socket, name in spec["images"].items():
@@ -244,7 +245,7 @@ def build(task, config):
             g.link(image, "IMAGE", cond, socket)
             inputs.append(image)
     elif task == "vace":
-        cond = g.add("VaceToVideo", (column(2), 80), size + [1.0])
+        cond = g.add("VaceToVideo", (column(2), 80), size + [1.0, 0, 64])
         g.link(vae, "vae", cond, "vae")
         video = g.add("WanLoadImageFrames", (column(1), y), [spec["control_video"], 0],
                       title="control video")

@@ -40,9 +40,10 @@ at::Tensor frame_mask(const VideoShape& shape, bool last);
 at::Tensor conditioning_clip_features(models::ClipVision& clip, const at::Tensor& first_image,
                                       const at::Tensor& last_image, at::Device device);
 // `y` = frame mask ++ VAE encoding of the frames resized to the video size: [20, T, h, w].
+// `vae_options`: the encode's spatial tiling (untiled by default).
 at::Tensor conditioning_latent(models::WanVae& vae, const at::Tensor& first_image,
                                const at::Tensor& last_image, const VideoShape& shape,
-                               at::Device device);
+                               at::Device device, const models::VaeRunOptions& vae_options = {});
 // The last frame as the official FLF2V prepares it (centre crop when the sizes differ).
 at::Tensor prepare_last_frame(const at::Tensor& first_image, const at::Tensor& last_image);
 
@@ -53,9 +54,10 @@ struct VaceInputs {
 };
 
 // Official WanVace: prepare_source (reference images letterboxed on white), vace_encode_frames,
-// vace_encode_masks, vace_latent.
+// vace_encode_masks, vace_latent. `vae_options`: the encodes' spatial tiling.
 WanConditioning vace_to_video(models::WanVae& vae, const VaceInputs& inputs,
-                              const VideoShape& shape, double strength, at::Device device);
+                              const VideoShape& shape, double strength, at::Device device,
+                              const models::VaeRunOptions& vae_options = {});
 
 // Reference image letterboxed onto a white canvas of height x width, as prepare_source does:
 // bilinear resize by the smaller scale, centred. [3, h, w] -> [3, 1, height, width].

@@ -47,12 +47,13 @@ at::Tensor conditioning_clip_features(models::ClipVision& clip, const at::Tensor
 
 at::Tensor conditioning_latent(models::WanVae& vae, const at::Tensor& first_image,
                                const at::Tensor& last_image, const VideoShape& shape,
-                               at::Device device) {
+                               at::Device device, const models::VaeRunOptions& vae_options) {
   auto latent = vae->encode(conditioning_video(first_image.to(at::kFloat),
                                                last_image.defined() ? last_image.to(at::kFloat)
                                                                     : at::Tensor(),
                                                shape)
-                                .to(device));
+                                .to(device),
+                            vae_options);
   return at::cat({frame_mask(shape, last_image.defined()).to(device), latent.to(at::kFloat)}, 0);
 }
 

@@ -37,7 +37,8 @@ at::Tensor letterbox_reference(const at::Tensor& image, int64_t height, int64_t 
 }
 
 WanConditioning vace_to_video(models::WanVae& vae, const VaceInputs& inputs,
-                              const VideoShape& shape, double strength, at::Device device) {
+                              const VideoShape& shape, double strength, at::Device device,
+                              const models::VaeRunOptions& vae_options) {
   check_video_shape(shape, "VaceToVideo");
   const std::vector<int64_t> video_size{3, shape.frames, shape.height, shape.width};
   at::Tensor video = inputs.control_video.defined() ? inputs.control_video.to(at::kFloat)
@@ -59,8 +60,8 @@ WanConditioning vace_to_video(models::WanVae& vae, const VaceInputs& inputs,
 
   // Binarised at 0.5: the area to keep (inactive) and the area to generate (reactive).
   const auto m = (masks > 0.5).to(at::kFloat).unsqueeze(0);
-  auto inactive = vae->encode((video * (1 - m)).to(device)).to(at::kFloat);
-  auto reactive = vae->encode((video * m).to(device)).to(at::kFloat);
+  auto inactive = vae->encode((video * (1 - m)).to(device), vae_options).to(at::kFloat);
+  auto reactive = vae->encode((video * m).to(device), vae_options).to(at::kFloat);
   auto frames_latent = at::cat({inactive, reactive}, 0);  // [32, T, h, w]
   inactive = reactive = at::Tensor();
 
@@ -69,7 +70,8 @@ WanConditioning vace_to_video(models::WanVae& vae, const VaceInputs& inputs,
     if (!ref.defined() || ref.dim() != 3 || ref.size(0) != 3)
       throw ValidationError("VaceToVideo reference image: expected one RGB image [3, H, W]");
     auto ref_latent =
-        vae->encode(letterbox_reference(ref, shape.height, shape.width).to(device)).to(at::kFloat);
+        vae->encode(letterbox_reference(ref, shape.height, shape.width).to(device), vae_options)
+            .to(at::kFloat);
     latents.push_back(at::cat({ref_latent, at::zeros_like(ref_latent)}, 0));
   }
   const int64_t refs = static_cast<int64_t>(latents.size());

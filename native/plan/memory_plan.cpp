@@ -639,10 +639,16 @@ struct Planner {
       const int64_t c0 = vae.vae.dim * vae.vae.dim_mult[0];
       const bool whole = s.latent_frames() <= models::kVaeWholeClipLatentFrames;
       const int64_t chunk_frames = whole ? s.frames : 4;
-      int64_t act = static_cast<int64_t>(kVaeActivationFactor * c0 * chunk_frames * s.height *
-                                         s.width * vae.act_bytes);
-      if (!whole) act += vae_cache_bytes(vae.vae, s.height, s.width, vae.act_bytes);
+      // With tile_size (pixels; unknown when linked: planned untiled) the encoder runs on one
+      // tile at a time, blending into a float32 latent (vae_tile_plan.h).
+      const auto tile = vae_tile_pixels(
+          s.height, s.width, in.has("tile_size") ? in.integer("tile_size") / 8 : 0);
+      int64_t act = static_cast<int64_t>(kVaeActivationFactor * c0 * chunk_frames * tile.height *
+                                         tile.width * vae.act_bytes);
+      if (!whole) act += vae_cache_bytes(vae.vae, tile.height, tile.width, vae.act_bytes);
       const int64_t latent = 16 * s.latent_frames() * (s.height / 8) * (s.width / 8) * 4;
+      if (tile.tiled)
+        act += latent + (s.height / 8) * (s.width / 8) * 4 + vae_tile_call_bytes(c0, vae.act_bytes);
       // VACE encodes the inactive and the reactive part of the control video, one after the
       // other; the first result is held meanwhile.
       if (!lease(vae, act + (vace ? latent : 0), "VAE encode activations", video)) return {};

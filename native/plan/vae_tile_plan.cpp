@@ -7,25 +7,31 @@
 
 namespace wan::plan {
 
+VaeTilePixels vae_tile_pixels(int64_t height, int64_t width, int64_t tile) {
+  const int64_t stride = models::kVaeStrideSpace;
+  const int64_t latent_h = height / stride, latent_w = width / stride;
+  if (tile <= 0 || (tile >= latent_h && tile >= latent_w)) return {height, width, false};
+  return {std::min(tile, latent_h) * stride, std::min(tile, latent_w) * stride, true};
+}
+
+int64_t vae_tile_call_bytes(int64_t base_channels, int64_t dtype_bytes) {
+  // Measured on the tiny VAE's 32x32 tiles: about 0.6 MiB of 0.9-3.8 MiB; the untiled
+  // calibration absorbs it at full frames (under 1 % there).
+  const int64_t widest = 4 * base_channels;
+  return 4 * 9 * widest * widest * dtype_bytes;
+}
+
 int64_t vae_tiled_decode_activation_bytes(int64_t latent_frames, int64_t height, int64_t width,
                                           int64_t tile, int64_t base_channels,
                                           int64_t dtype_bytes) {
-  const int64_t stride = models::kVaeStrideSpace;
-  const int64_t latent_h = height / stride, latent_w = width / stride;
-  if (tile <= 0 || (tile >= latent_h && tile >= latent_w))
+  const auto pass = vae_tile_pixels(height, width, tile);
+  if (!pass.tiled)
     return vae_decode_activation_bytes(latent_frames, height, width, base_channels, dtype_bytes);
-  const int64_t tile_h = std::min(tile, latent_h) * stride, tile_w = std::min(tile, latent_w) * stride;
   const int64_t frames = models::WanVaeConfig::video_frames(latent_frames);
   const int64_t blended = 3 * frames * height * width * 4 + height * width * 4;
-  // A cost per convolution call that does not shrink with the tile: the widest 3x3x3 conv
-  // (4 x base width, the middle and first stage) holds its three temporal taps as contiguous
-  // copies plus the backend's reordered weight, 4 x 9 x width^2 elements. The untiled
-  // calibration absorbs it at full frames (under 1 % there); at tile sizes it counts (measured
-  // on the tiny VAE's 32x32 tiles: about 0.6 MiB of 0.9-3.8 MiB).
-  const int64_t widest = 4 * base_channels;
-  const int64_t per_call = 4 * 9 * widest * widest * dtype_bytes;
-  return blended + per_call +
-         vae_decode_activation_bytes(latent_frames, tile_h, tile_w, base_channels, dtype_bytes);
+  return blended + vae_tile_call_bytes(base_channels, dtype_bytes) +
+         vae_decode_activation_bytes(latent_frames, pass.height, pass.width, base_channels,
+                                     dtype_bytes);
 }
 
 std::optional<int64_t> largest_vae_decode_tile(int64_t budget, int64_t latent_frames,

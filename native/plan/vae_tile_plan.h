@@ -16,6 +16,18 @@ int64_t vae_tiled_decode_activation_bytes(int64_t latent_frames, int64_t height,
                                           int64_t tile, int64_t base_channels,
                                           int64_t dtype_bytes);
 
+// The video pixels one pass of a tiled encode or decode covers: min(tile, side) per axis, in
+// video pixels; `tiled` is false (the whole frame) for tile 0 or a tile at least the latent.
+struct VaeTilePixels {
+  int64_t height = 0, width = 0;
+  bool tiled = false;
+};
+VaeTilePixels vae_tile_pixels(int64_t height, int64_t width, int64_t tile);
+
+// Bytes each convolution call of a tiled pass holds that do not shrink with the tile: the widest
+// 3x3x3 conv's (4 x base width) three contiguous temporal taps and the backend's reordered weight.
+int64_t vae_tile_call_bytes(int64_t base_channels, int64_t dtype_bytes);
+
 // The tile (latent pixels) whose decode activations fit `budget` bytes with the fewest tiles:
 // 0 when the untiled decode fits, else the largest tile above `overlap` that fits; nullopt when
 // not even a tile of overlap + 1 fits.
