@@ -19,17 +19,24 @@ constexpr int64_t kRoomyVram = int64_t{1} << 50;
 
 struct AutoLoader {
   std::string node_id, class_type;
+  std::vector<std::string> choices;  // the loader's placement combo without "auto"
 };
 
-std::vector<AutoLoader> auto_loaders(const json& prompt) {
+std::vector<AutoLoader> auto_loaders(const json& prompt, const graph::NodeRegistry* registry) {
   std::vector<AutoLoader> out;
   if (!prompt.is_object()) return out;
   for (const auto& [id, node] : prompt.items()) {
     if (!node.is_object() || !node.contains("inputs") || !node["inputs"].is_object()) continue;
     const json& inputs = node["inputs"];
     auto it = inputs.find("placement");
-    if (it != inputs.end() && it->is_string() && *it == device::kAutoPlacement)
-      out.push_back({id, node.value("class_type", std::string("?"))});
+    if (it == inputs.end() || !it->is_string() || *it != device::kAutoPlacement) continue;
+    AutoLoader loader{id, node.value("class_type", std::string("?")), {}};
+    // Each loader chooses among its own combo's values (LoadDiT's includes "stream").
+    const graph::NodeSchema* schema = registry ? registry->find(loader.class_type) : nullptr;
+    const graph::Input* input = schema ? schema->find_input("placement") : nullptr;
+    for (const auto& option : input ? input->combo_options({}) : device::concrete_placement_choices())
+      if (option != device::kAutoPlacement) loader.choices.push_back(option);
+    out.push_back(std::move(loader));
   }
   std::sort(out.begin(), out.end(), [](const AutoLoader& a, const AutoLoader& b) {
     return graph::node_id_less(a.node_id, b.node_id);
@@ -74,12 +81,14 @@ int64_t smallest_fitting_vram(const json& api_prompt, const graph::NodeRegistry&
   return p.fits ? p.device_peak + options.device.reserve : -1;
 }
 
-bool has_auto_placement(const json& api_prompt) { return !auto_loaders(api_prompt).empty(); }
+bool has_auto_placement(const json& api_prompt) {
+  return !auto_loaders(api_prompt, nullptr).empty();
+}
 
 AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRegistry& registry,
                                      const PlanOptions& options) {
   AutoPlacement result;
-  const std::vector<AutoLoader> loaders = auto_loaders(api_prompt);
+  const std::vector<AutoLoader> loaders = auto_loaders(api_prompt, &registry);
   if (loaders.empty()) {
     result.prompt = api_prompt;
     result.plan = plan_prompt(api_prompt, registry, options);
@@ -90,7 +99,6 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     throw ValidationError("placement auto: " + std::to_string(loaders.size()) +
                           " loaders ask for it, at most " + std::to_string(kMaxAutoLoaders) +
                           " can be planned together; set a placement on the others");
-  const std::vector<std::string>& choices = device::concrete_placement_choices();
 
   // Every combination, as an odometer over the choices.
   std::vector<Candidate> candidates;
@@ -98,14 +106,16 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
   for (;;) {
     Candidate c;
     for (size_t i = 0; i < loaders.size(); ++i) {
-      c.placements.push_back(choices[digit[i]]);
-      if (choices[digit[i]] == "cpu") ++c.cpu_models;
-      if (choices[digit[i]] == "offload") ++c.offloaded_models;
+      const std::string& placement = loaders[i].choices[digit[i]];
+      c.placements.push_back(placement);
+      if (placement == "cpu") ++c.cpu_models;
+      // Offloaded and streamed models move in again on every run.
+      if (placement == "offload" || placement == "stream") ++c.offloaded_models;
     }
     c.plan = plan_prompt(with_placements(api_prompt, loaders, c.placements), registry, options);
     candidates.push_back(std::move(c));
     size_t i = 0;
-    while (i < digit.size() && ++digit[i] == choices.size()) digit[i++] = 0;
+    while (i < digit.size() && ++digit[i] == loaders[i].choices.size()) digit[i++] = 0;
     if (i == digit.size()) break;
   }
 

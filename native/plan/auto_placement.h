@@ -1,9 +1,10 @@
 // `placement: auto`: the planner chooses each such loader's placement for the whole graph.
 //
-// Every combination of concrete placements (device::concrete_placement_choices()) of the auto
-// loaders is planned; among those that fit the budget the choice computes the fewest models on
-// the CPU, then moves the fewest bytes onto the device per run, then has the lowest device peak.
-// When none fits, the result says so and gives the smallest budget that would fit.
+// Every combination of the auto loaders' own placement values (their combo without "auto";
+// LoadDiT's includes "stream") is planned. Among those that fit the budget the choice computes the
+// fewest models on the CPU, then moves the fewest bytes onto the device per run, then leaves the
+// fewest models to move in again on every run, then has the lowest device peak. When none fits,
+// the result says so and gives the smallest budget that would fit.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
