@@ -29,7 +29,8 @@ import workflow_api  # noqa: E402
 TASKS = ("t2v", "i2v", "flf2v", "vace")
 CONFIGS = ("baseline", "vae_cpu", "t5_cpu", "vae_cpu_t5_cpu")
 TINY_SIZE = {"i2v": (64, 48, 9), "flf2v": (32, 32, 9)}
-PLACEMENT = ["gpu", "cpu", "offload"]
+# Every loader's placement combo offers at least these (LoadDiT adds "stream").
+PLACEMENT = ["gpu", "cpu", "offload", "auto"]
 
 results = []
 
@@ -204,16 +205,19 @@ def wan_run_frames(args, workflow_path, sets, out_dir):
     return [np.array(Image.open(p).convert("RGB")) for p in paths]
 
 
-def check_object_info(info, pack_nodes):
+def check_object_info(info, pack_nodes, native_info):
+    """Every pack node is in ComfyUI's /object_info, each loader with wan-run's placement combo."""
     missing = [n for n in pack_nodes if n not in info]
     if missing:
         return False, "missing " + ", ".join(missing)
     loaders = [n for n in pack_nodes if "placement" in info[n]["input"].get("required", {})]
-    bad = [n for n in loaders if info[n]["input"]["required"]["placement"][0] != PLACEMENT]
+    combo = lambda i, n: i[n]["input"]["required"]["placement"][0]
+    bad = [n for n in loaders
+           if combo(info, n) != combo(native_info, n) or not set(PLACEMENT) <= set(combo(info, n))]
     if not loaders or bad:
         return False, "placement combos differ on %s" % (bad or "every loader (none found)")
-    return True, "%d pack nodes, placement %s on %s" % (len(pack_nodes), PLACEMENT,
-                                                         ", ".join(sorted(loaders)))
+    return True, "%d pack nodes, placement %s on %s" % (
+        len(pack_nodes), "/".join(combo(info, loaders[0])), ", ".join(sorted(loaders)))
 
 
 async def run_workflows(args, session, comfy, info):
@@ -320,7 +324,7 @@ async def main_async(args):
                         if not (node.get("comfy_core") or node.get("python_module", "")
                                 .startswith(core_modules))
                         and not info.get(n, {}).get("python_module", "").startswith(core_modules)]
-            ok, detail = check_object_info(info, expected)
+            ok, detail = check_object_info(info, expected, pack_nodes)
             foreign = [n for n in expected if n in info and not info[n].get(
                 "python_module", "").startswith("custom_nodes")]
             report("/object_info has every pack node", ok and not foreign,
