@@ -13,6 +13,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -162,7 +163,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     if (it != shared.sockets.end() && it->second.expired()) shared.sockets.erase(it);
   }
 
-  void run(http::request<http::string_body> request) {
+  // `handshake`: the upgrade request's bytes and whatever the client sent after it (frames that
+  // arrived with the request must not be lost), parsed again by the WebSocket stream.
+  void run(std::string handshake) {
+    handshake_ = std::move(handshake);
     const auto& limits = count_.shared().limits;
     websocket::stream_base::timeout timeouts;
     timeouts.handshake_timeout = seconds(limits.request_timeout_s);
@@ -171,7 +175,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     ws_.set_option(timeouts);
     ws_.read_message_max(limits.max_ws_message_bytes);
     beast::get_lowest_layer(ws_).expires_never();  // the stream's own timeouts apply
-    ws_.async_accept(request,
+    ws_.async_accept(net::buffer(handshake_),
                      beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
   }
 
@@ -276,6 +280,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   websocket::stream<beast::tcp_stream> ws_;
   ConnectionCount count_;
   std::string sid_;
+  std::string handshake_;
   beast::flat_buffer buffer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   size_t queued_bytes_ = 0;
@@ -330,8 +335,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         spdlog::warn("ws upgrade refused: {}", e.what());
       }
       if (sid.empty()) return reply_error(403, "WebSocket refused");
+      std::ostringstream handshake;
+      handshake << in;
       std::make_shared<WsSession>(stream_.release_socket(), count_.pointer(), sid)
-          ->run(parser_->release());
+          ->run(handshake.str() + beast::buffers_to_string(buffer_.data()));
       return;
     }
     HttpResponse response;

@@ -149,7 +149,9 @@ TEST(ServerPrompt, RunsTinyT2vWithComfyMessagesAndWanRunsOutput) {
   int progress = 0;
   for (const auto& message : seen) {
     const json& data = message["data"];
-    if (message["type"] != "status") EXPECT_EQ(data.value("prompt_id", id), id);
+    if (message["type"] != "status") {
+      EXPECT_EQ(data.value("prompt_id", id), id);
+    }
     if (message["type"] == "executing" && data["node"].is_string()) executing.insert(data["node"]);
     if (message["type"] == "executed") executed.insert(data["node"].get<std::string>());
     if (message["type"] == "progress" && data["node"] == node_of(prompt, "Sample")) {
@@ -348,9 +350,10 @@ TEST(ServerLoad, EightClientsEachGetTheirOwnPromptsRunOnce) {
     const std::set<std::string> mine(seen[c].queued.begin(), seen[c].queued.end());
     for (const auto& message : seen[c].messages) {
       const json& data = message["data"];
-      if (data.is_object() && data.contains("prompt_id"))
+      if (data.is_object() && data.contains("prompt_id")) {
         EXPECT_TRUE(mine.count(data["prompt_id"].get<std::string>()))
             << "client " << c << " got " << message.dump();
+      }
       if (message["type"] == "execution_start") ++started[data["prompt_id"].get<std::string>()];
     }
   }

@@ -194,7 +194,10 @@ TEST(ServerHttp, OversizedMalformedAndSlowRequestsAreRefused) {
     // Chunked bodies count against the limit too.
     RawSocket raw(port());
     std::string request = "POST /prompt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
-    for (int i = 0; i < 20; ++i) request += "10000\r\n" + std::string(0x10000, 'y') + "\r\n";
+    std::string chunk = "10000\r\n";
+    chunk.append(0x10000, 'y');
+    chunk += "\r\n";
+    for (int i = 0; i < 20; ++i) request += chunk;
     raw.write(request);
     bool closed = false;
     const std::string answer = raw.read_until_closed(5, &closed);
@@ -233,6 +236,25 @@ TEST(ServerWs, BrokenFramesCloseOnlyThatSocket) {
   bystander.send_text(R"({"type": "feature_flags"})");
   EXPECT_TRUE(bystander.next());
   expect_serving();
+}
+
+// A client may send its first frame in the same packet as the upgrade request: the frame is read,
+// not lost with the HTTP parser's buffer.
+TEST(ServerWs, FrameSentWithTheUpgradeIsRead) {
+  const std::string text = R"({"type": "feature_flags", "data": {}})";
+  const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+  std::string frame = {static_cast<char>(0x81), static_cast<char>(0x80 | text.size())};
+  frame.append(reinterpret_cast<const char*>(mask), 4);
+  for (size_t i = 0; i < text.size(); ++i) frame.push_back(static_cast<char>(text[i] ^ mask[i % 4]));
+  RawSocket raw(port());
+  ASSERT_TRUE(raw.write("GET /ws?clientId=pipelined HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n" + frame));
+  bool closed = false;
+  const std::string answer = raw.read_until_closed(2, &closed);
+  EXPECT_NE(answer.find("101"), std::string::npos) << answer.substr(0, 200);
+  EXPECT_NE(answer.find("\"feature_flags\""), std::string::npos) << answer.substr(0, 400);
 }
 
 TEST(ServerAuth, TokenAndOriginGuardEveryRoute) {
