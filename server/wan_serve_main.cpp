@@ -45,17 +45,7 @@ int serve(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a client that hangs up is an error code, not the end
   signal(SIGXFSZ, SIG_IGN);
 
-  std::unique_ptr<Engine> engine;
-  try {
-    engine = std::make_unique<Engine>(options.engine_args);
-  } catch (const wan::ValidationError& e) {
-    std::fprintf(stderr, "wan-serve: %s\n(see wan-serve --help)\n", e.what());
-    return kExitInvalid;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wan-serve: cannot start the engine: %s\n", e.what());
-    return kExitFailure;
-  }
-
+  // The frontend first: a wrong --front-end-root changes nothing (no folders made, no device).
   std::vector<std::string> searched;
   const auto front_end = find_front_end_root(options, argv[0], &searched);
   if (front_end.empty()) {
@@ -71,6 +61,17 @@ int serve(int argc, char** argv) {
   } else {
     spdlog::info("frontend: {}", front_end.string());
   }
+  std::unique_ptr<Engine> engine;
+  try {
+    engine = std::make_unique<Engine>(options.engine_args);
+  } catch (const wan::ValidationError& e) {
+    std::fprintf(stderr, "wan-serve: %s\n(see wan-serve --help)\n", e.what());
+    return kExitInvalid;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wan-serve: cannot start the engine: %s\n", e.what());
+    return kExitFailure;
+  }
+
   if (options.listen != "127.0.0.1" && options.listen != "::1" && options.token.empty())
     spdlog::warn("listening on {} without --token: anyone who reaches this port can run "
                  "workflows and read outputs", options.listen);
