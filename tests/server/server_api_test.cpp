@@ -294,6 +294,32 @@ TEST(ServerQueue, ListsDeletesClearsAndInterrupts) {
   EXPECT_TRUE(get("/history/" + second).json().empty());
 }
 
+// The queue is bounded (--max-queue, 64 in these tests): one more pending prompt is a 503 in
+// ComfyUI's error shape, and nothing is queued for it.
+TEST(ServerQueue, FullQueueAnswers503) {
+  WsClient ws(port(), "/ws?clientId=client-full");
+  ASSERT_TRUE(ws.connected());
+  const std::string running = queue_prompt(tiny_t2v_prompt(61, 1000), "client-full")["prompt_id"];
+  std::vector<json> seen;
+  ASSERT_TRUE(ws.wait_for("progress", &seen));
+  const std::string body = json({{"prompt", tiny_t2v_prompt(62)}}).dump();
+  int accepted = 0;
+  HttpReply reply;
+  for (int i = 0; i < 70; ++i) {
+    reply = post("/prompt", body);
+    if (reply.status != 200) break;
+    ++accepted;
+  }
+  EXPECT_EQ(accepted, 64);
+  EXPECT_EQ(reply.status, 503);
+  EXPECT_EQ(reply.json()["error"]["type"], "queue_full");
+  EXPECT_EQ(get("/queue").json()["queue_pending"].size(), 64u);
+  EXPECT_EQ(post("/queue", R"({"clear": true})").status, 200);
+  EXPECT_EQ(post("/interrupt", json({{"prompt_id", running}}).dump()).status, 200);
+  ASSERT_TRUE(ws.wait_for("execution_interrupted", &seen));
+  EXPECT_EQ(post("/prompt", body).status, 200);  // room again
+}
+
 TEST(ServerHistory, ListsByCountAndDeletesAndClears) {
   queue_prompt(tiny_t2v_prompt(51));
   const std::string last = queue_prompt(tiny_t2v_prompt(52))["prompt_id"];
