@@ -296,9 +296,12 @@ class Check:
                     overrides.update({"Decode.tile_size": 32 if self.dry else 256,
                                       "Decode.overlap": 8 if self.dry else 32})
                 else:
+                    # Only the DiT streams its blocks; beside it the T5 computes on the CPU and
+                    # the VAE is offloaded (the smallest-card configuration of generate.py).
                     config = "baseline"
-                    overrides.update({"LoadDiT.placement": placement, "LoadT5.placement": placement,
-                                      "LoadVAE.placement": placement})
+                    t5, vae = ("auto", "auto") if placement == "auto" else ("cpu", "offload")
+                    overrides.update({"LoadDiT.placement": placement, "LoadT5.placement": t5,
+                                      "LoadVAE.placement": vae})
                 vram = card
                 if self.dry:  # the cards scaled as the dry run's 11.49 GiB stand-in is
                     if not hasattr(self, "dry_bytes_per_gib"):
