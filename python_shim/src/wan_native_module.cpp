@@ -47,6 +47,9 @@ struct Session {
   std::unique_ptr<device::DeviceManager> devices;
   std::unique_ptr<graph::Executor> executor;  // for run_prompt(); keeps its output cache
   std::mutex mutex;
+  // The last prompt's auto placements: its loaders run one by one, and each asks for its choice.
+  std::string auto_prompt;
+  plan::AutoPlacement auto_placement;
 };
 
 Session& session() {
@@ -240,18 +243,19 @@ std::string auto_placement_of(const std::string& node_id, const std::string& pro
                             "or cpu for this loader");
   }
   Session& s = session();
-  plan::PlanOptions options;
-  options.models_dir = s.models_dir;
-  options.device = s.device_options;
-  plan::AutoPlacement resolved;
-  {
+  if (s.auto_prompt != prompt_text) {
+    plan::PlanOptions options;
+    options.models_dir = s.models_dir;
+    options.device = s.device_options;
     py::gil_scoped_release release;
     try {
-      resolved = plan::resolve_auto_placement(prompt, registry, options);
+      s.auto_placement = plan::resolve_auto_placement(prompt, registry, options);
     } catch (const std::exception& e) {
       throw py::value_error(label + ": placement auto could not plan the prompt: " + e.what());
     }
+    s.auto_prompt = prompt_text;
   }
+  const plan::AutoPlacement& resolved = s.auto_placement;
   for (const auto& choice : resolved.choices) {
     if (choice.node_id != node_id) continue;
     spdlog::info("{}: auto placement -> {} ({})", label, choice.placement, choice.why);
@@ -405,6 +409,7 @@ void configure(const std::optional<std::string>& models_dir,
     throw py::value_error(e.what());
   }
   s.device_options = options;
+  s.auto_prompt.clear();  // planned for the old settings
   if (models_dir) s.models_dir = *models_dir;
   if (output_dir) s.output_dir = *output_dir;
   if (input_dir) s.input_dir = *input_dir;

@@ -5,11 +5,10 @@
 //   node frontend.js URL WORKFLOW.json '["Target.input=value", ...]' SCREENSHOT.png PROFILE_DIR
 // Prints one line; exits 1 on any failure.
 const fs = require('fs');
-const { chromium } = require('playwright-core');
+const { openWorkflow, sleep } = require('./open_workflow');
 
 const [url, workflowPath, setsJson, screenshot, profile] = process.argv.slice(2);
 const sets = JSON.parse(setsJson);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function history() {
   const r = await fetch(url + '/history');
@@ -18,24 +17,8 @@ async function history() {
 
 async function main() {
   const workflow = JSON.parse(fs.readFileSync(workflowPath, 'utf8'));
-  fs.rmSync(profile, { recursive: true, force: true });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1600, height: 1000 },
-  });
+  const { context, page } = await openWorkflow(url, workflow, profile);
   try {
-    const page = context.pages()[0] || (await context.newPage());
-    await page.goto(url, { waitUntil: 'load', timeout: 120000 });
-    await page.waitForFunction(() => window.app && window.app.graph && window.app.canvas,
-                               null, { timeout: 120000 });
-    await page.keyboard.press('Escape');  // a first-run dialog, if any
-    // The frontend's own load path, the one a file drop ends in.
-    await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, workflow);
-    await sleep(1000);
-    await page.keyboard.press('Escape');  // a missing-models or templates dialog, if any
     const missing = await page.evaluate((assignments) => {
       const misses = [];
       const nodes = window.app.graph.nodes || window.app.graph._nodes;

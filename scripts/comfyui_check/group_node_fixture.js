@@ -7,11 +7,10 @@
 // GROUPS.json: [[["NodeType", ...], "GroupName"], ...], converted in that order.
 // Needs a running ComfyUI with the pack (scripts/comfyui_check.sh sets one up).
 const fs = require('fs');
-const { chromium } = require('playwright-core');
+const { openWorkflow, sleep } = require('./open_workflow');
 
 const [url, workflowPath, groupsPath, outPath, profile] = process.argv.slice(2);
 const groups = JSON.parse(fs.readFileSync(groupsPath, 'utf8'));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function group(page, types, name) {
   await page.evaluate((wanted) => {
@@ -36,23 +35,8 @@ async function group(page, types, name) {
 
 async function main() {
   const workflow = JSON.parse(fs.readFileSync(workflowPath, 'utf8'));
-  fs.rmSync(profile, { recursive: true, force: true });
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1600, height: 1000 },
-  });
+  const { context, page } = await openWorkflow(url, workflow, profile);
   try {
-    const page = context.pages()[0] || (await context.newPage());
-    await page.goto(url, { waitUntil: 'load', timeout: 120000 });
-    await page.waitForFunction(() => window.app && window.app.graph && window.app.canvas,
-                               null, { timeout: 120000 });
-    await page.keyboard.press('Escape');
-    await page.evaluate(async (wf) => { await window.app.loadGraphData(wf); }, workflow);
-    await sleep(1000);
-    await page.keyboard.press('Escape');
     for (const [types, name] of groups) await group(page, types, name);
     // Values set on the group instances, as a user would in their widgets.
     const widgets = await page.evaluate(() => {
