@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/sysinfo.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -98,6 +100,12 @@ std::vector<std::string> string_list(const json& value) {
   return out;
 }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 bool Route::is(const std::string& method, std::initializer_list<const char*> path) const {
@@ -185,6 +193,7 @@ ComfyServer::ComfyServer(const ServerOptions& options, Engine& engine,
       options.listen, options.port, limits,
       [this](const HttpRequest& request) { return handle(request); }, std::move(ws));
   executor_ = std::thread([this] { run_executor(); });
+  if (options.ws_keepalive_s > 0) keepalive_ = std::thread([this] { run_keepalive(); });
   http_->start(options.io_threads);
 }
 
@@ -195,6 +204,12 @@ void ComfyServer::stop() {
   engine_.interrupt();
   queue_.close();
   if (executor_.joinable()) executor_.join();
+  {
+    std::lock_guard<std::mutex> lock(keepalive_mutex_);
+    stopping_ = true;
+  }
+  keepalive_wake_.notify_all();
+  if (keepalive_.joinable()) keepalive_.join();
   if (http_) http_->stop();
 }
 
@@ -333,8 +348,21 @@ json ComfyServer::features() const {
 }
 
 void ComfyServer::broadcast_status() {
+  last_broadcast_ms_ = steady_ms();
   http_->send("", json({{"type", "status"}, {"data", {{"status", status_json()}, {"sid", nullptr}}}})
                       .dump());
+}
+
+void ComfyServer::run_keepalive() {
+  const auto period = std::chrono::milliseconds(
+      std::max<int64_t>(1, static_cast<int64_t>(options_.ws_keepalive_s * 1000)));
+  std::unique_lock<std::mutex> lock(keepalive_mutex_);
+  while (!keepalive_wake_.wait_for(lock, period / 4, [this] { return stopping_; })) {
+    if (queue_.remaining() == 0 || steady_ms() - last_broadcast_ms_ < period.count()) continue;
+    lock.unlock();
+    broadcast_status();
+    lock.lock();
+  }
 }
 
 HttpResponse ComfyServer::post_prompt(const HttpRequest& request) {

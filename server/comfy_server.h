@@ -10,6 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <condition_variable>
 #include <thread>
 #include <vector>
 
@@ -63,6 +64,9 @@ class ComfyServer {
   // ComfyUI's delivery: to the prompt's client, else (for some events) to every socket.
   void emit(const std::string& client_id, const std::string& event, const nlohmann::json& data);
   void broadcast_status();
+  // The --ws-keepalive thread: a status broadcast whenever the queue is busy and none went out
+  // for that long.
+  void run_keepalive();
 
   // file_routes.cpp
   HttpResponse view(const HttpRequest& request) const;
@@ -80,6 +84,11 @@ class ComfyServer {
   PromptQueue queue_;
   std::unique_ptr<HttpServer> http_;
   std::thread executor_;
+  std::thread keepalive_;
+  std::mutex keepalive_mutex_;
+  std::condition_variable keepalive_wake_;
+  bool stopping_ = false;  // under keepalive_mutex_
+  std::atomic<int64_t> last_broadcast_ms_{0};  // steady clock
   std::atomic<bool> free_requested_{false};
   std::mutex user_mutex_;  // serialises settings read-modify-write
   mutable std::mutex running_mutex_;

@@ -27,6 +27,20 @@ size_t parse_count(const std::string& flag, const std::string& text, size_t min,
   return static_cast<size_t>(value);
 }
 
+double parse_seconds(const std::string& flag, const std::string& text, double max) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || text.empty() || !(value >= 0 && value <= max))
+    throw ServerUsageError(flag + " '" + text + "': expected seconds from 0 to " +
+                           std::to_string(static_cast<int>(max)));
+  return value;
+}
+
 }  // namespace
 
 ServerOptions ServerOptions::parse(const std::vector<std::string>& args) {
@@ -66,6 +80,8 @@ ServerOptions ServerOptions::parse(const std::vector<std::string>& args) {
       options.max_upload_bytes = parse_count(arg, take(), 1, 4096) << 20;
     } else if (arg == "--max-queue") {
       options.max_queue = parse_count(arg, take(), 1, 1000000);
+    } else if (arg == "--ws-keepalive") {
+      options.ws_keepalive_s = parse_seconds(arg, take(), 3600);
     } else if (arg == "--io-threads") {
       options.io_threads = static_cast<int>(parse_count(arg, take(), 1, 64));
     } else {
@@ -94,6 +110,8 @@ std::string server_usage() {
          "  --max-upload-size MB   largest request body (default 100)\n"
          "  --max-queue N          pending prompts before /prompt answers 503 (default 1000)\n"
          "  --io-threads N         HTTP threads (default 4)\n"
+         "  --ws-keepalive SECONDS while prompts are queued or running, a status message to\n"
+         "                         every socket at least this often (default 5; 0: never)\n"
          "\n"
          "Engine flags as wan-run's: --models DIR (required), --output DIR, --input DIR,\n"
          "--temp DIR, --device auto|cpu|cuda[:N], --vram SIZE, --reserve SIZE, --threads N,\n"

@@ -25,6 +25,11 @@ struct ServerOptions {
   size_t max_queue = 1000;           // pending prompts; more get 503
   size_t max_history = 10000;        // ComfyUI's MAXIMUM_HISTORY_SIZE
   int io_threads = 4;
+  // --ws-keepalive SECONDS: while prompts are queued or running, every socket gets a status
+  // message at least this often (0: never). Clients such as @saintno/comfyui-sdk drop a socket
+  // silent for 10 s and fail their prompt, which a long node (a VAE decode) or another client's
+  // prompt ahead in the queue would otherwise cause.
+  double ws_keepalive_s = 5;
   bool help = false;
   std::vector<std::string> engine_args;  // wan-run flags for the engine
 

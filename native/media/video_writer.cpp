@@ -26,6 +26,8 @@ extern "C" {
 namespace wan::media {
 namespace {
 
+constexpr int kEncoderThreads = 4;
+
 void check_fps(double fps, const std::string& what) {
   if (!std::isfinite(fps) || fps <= 0.0 || fps > 1000.0)
     throw ValidationError(what + ": fps " + std::to_string(fps) + " is outside (0, 1000].");
@@ -204,6 +206,9 @@ void write_mp4_file(const std::string& temp, const at::Tensor& rgb8, double fps,
   ctx->color_trc = AVCOL_TRC_IEC61966_2_1;
   ctx->colorspace = AVCOL_SPC_BT709;
   ctx->color_range = AVCOL_RANGE_MPEG;
+  // libx264's bytes depend on its thread count, which it would pick from the CPUs it sees: a
+  // fixed count makes the same frames the same file on every machine and CPU layout.
+  ctx->thread_count = kEncoderThreads;
   if (out.oc->oformat->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
   if ((rc = avcodec_open2(ctx.get(), codec, nullptr)) < 0)
     throw Error(origin + ": cannot open the " + codec->name + " encoder (" + av_error(rc) + ")");

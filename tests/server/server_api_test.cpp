@@ -413,5 +413,39 @@ TEST(ServerWs, FeatureFlagsAnsweredAndReconnectKeepsTheId) {
   EXPECT_EQ((*status)["data"]["sid"].get<std::string>().size(), 36u);  // a fresh uuid
 }
 
+// A socket that hears only broadcasts (another client's prompt runs) still gets a status message
+// every --ws-keepalive while the queue is busy; with 0 it gets only the queue's own changes.
+// Own servers on the shared engine (idle between tests), each at its own keepalive.
+TEST(ServerWs, KeepaliveStatusReachesEverySocketWhilePromptsRun) {
+  auto busy_statuses = [](double keepalive_s, int64_t seed) {
+    ServerOptions options;
+    options.port = 0;
+    options.user_dir = TestServer::shared().folders().root / ("keepalive_user_" + std::to_string(seed));
+    options.ws_keepalive_s = keepalive_s;
+    ComfyServer server(options, TestServer::shared().engine(), fs::path());
+    WsClient bystander(server.port(), "/ws?clientId=bystander");
+    EXPECT_TRUE(bystander.connected());
+    EXPECT_TRUE(bystander.next());  // the greeting status
+    const HttpReply queued = http_request(
+        server.port(), "POST", "/prompt",
+        json({{"prompt", tiny_t2v_prompt(seed, /*steps=*/12)}, {"client_id", "runner"}}).dump());
+    EXPECT_EQ(queued.status, 200) << queued.body;
+    int busy = 0;
+    for (int i = 0; i < 10000; ++i) {
+      const auto message = bystander.next(120);
+      if (!message) break;
+      if ((*message)["type"] != "status") continue;
+      if ((*message)["data"]["status"]["exec_info"]["queue_remaining"] == 0) return busy;
+      ++busy;
+    }
+    ADD_FAILURE() << "no idle status reached the bystander";
+    return busy;
+  };
+  // Without keepalive: the status of the queued prompt and of its start, nothing more.
+  EXPECT_LE(busy_statuses(0, 301), 2);
+  // Twelve steps of the tiny models last a few hundred ms at least; at 20 ms it hears more.
+  EXPECT_GE(busy_statuses(0.02, 302), 5);
+}
+
 }  // namespace
 }  // namespace wan::server::testing
