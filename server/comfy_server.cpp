@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/sysinfo.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -556,6 +559,12 @@ void ComfyServer::run_executor() {
       emit(job->client_id, "executing", {{"node", nullptr}, {"prompt_id", job->prompt_id}});
     spdlog::info("prompt {}: {}", job->prompt_id, outcome.status.value("status_str", ""));
     if (free_requested_.exchange(false)) engine_.free_cache();
+#ifdef __GLIBC__
+    // A prompt's work (frames, encoder buffers, parsed requests on the I/O threads) is freed by
+    // now; glibc keeps such pages in its arenas unless asked, and the server's RSS would then
+    // climb with every prompt served instead of following what it holds.
+    malloc_trim(0);
+#endif
   }
 }
 

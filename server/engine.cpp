@@ -13,6 +13,8 @@
 #include "graph/executor.h"
 #include "graph/validator.h"
 #include "graph/workflow_json.h"
+#include "media/image_file.h"
+#include "media/video_writer.h"
 #include "runner/runner.h"
 #include "runner/runner_options.h"
 
@@ -338,10 +340,33 @@ PromptOutcome Engine::run(const PromptJob& job, const Emit& emit) {
   } catch (const std::exception& e) {
     spdlog::error("prompt {}: the memory report could not be made: {}", id, e.what());
   }
+  // The report is in the outcome (and /history); the stages would only grow with every prompt.
+  if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure("not ended"));
+  ledger.clear_stages();
   return outcome;
 }
 
 void Engine::interrupt() { state_->cancel = true; }
+
+std::string Engine::merge_mask_alpha(const std::filesystem::path& original,
+                                     const std::string& mask_file) const {
+  // Both decoded as LoadImage decodes them (first frame); the 8-bit values come back exactly
+  // from v / 255 and 1 - a / 255 by rounding.
+  const media::LoadedImage image = media::load_image(original.string());
+  const media::LoadedImage mask = media::decode_image(
+      reinterpret_cast<const uint8_t*>(mask_file.data()), mask_file.size(), "the uploaded mask");
+  const at::Tensor rgb = image.image[0], alpha = mask.mask[0];
+  if (rgb.size(0) != alpha.size(0) || rgb.size(1) != alpha.size(1))
+    throw ValidationError("the mask is " + std::to_string(alpha.size(1)) + "x" +
+                          std::to_string(alpha.size(0)) + " but " + original.filename().string() +
+                          " is " + std::to_string(rgb.size(1)) + "x" + std::to_string(rgb.size(0)));
+  const at::Tensor rgba = at::cat({(rgb * 255).round(), ((1 - alpha) * 255).round().unsqueeze(-1)},
+                                  -1)
+                              .clamp(0, 255)
+                              .to(at::kByte);
+  const std::vector<uint8_t> png = media::encode_rgba_png(rgba, original.filename().string());
+  return std::string(png.begin(), png.end());
+}
 
 void Engine::free_cache() {
   state_->executor->clear_cache();

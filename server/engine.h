@@ -82,6 +82,11 @@ class Engine {
   // /system_stats "devices": the compute device with its budget, then the CPU.
   nlohmann::json devices_json() const;
   std::string torch_version() const;
+  // /upload/mask: the PNG bytes of `original` (an image file) with the alpha channel of the
+  // uploaded `mask_file` bytes, as ComfyUI merges them (the mask's alpha, 255 where it has
+  // none). Throws ValidationError naming both when either cannot be decoded or their sizes differ.
+  std::string merge_mask_alpha(const std::filesystem::path& original,
+                               const std::string& mask_file) const;
 
  private:
   struct State;

@@ -117,6 +117,8 @@ HttpResponse ComfyServer::upload(const HttpRequest& request, bool mask) const {
   if (folder.empty()) return HttpResponse::text(400, "type must be input, output or temp");
   const std::string subfolder = field("subfolder");
 
+  // /upload/mask: what is stored is the original image with the mask's alpha (ComfyUI's).
+  std::string merged;
   if (mask) {
     // The mask belongs to an image that must already be in one of the folders.
     json original;
@@ -140,7 +142,16 @@ HttpResponse ComfyServer::upload(const HttpRequest& request, bool mask) const {
     const ResolvedPath ref_file =
         resolve_in_folder(ref_folder, ref_sub.empty() ? ref.name : ref_sub + "/" + ref.name, true);
     if (!ref_file.ok()) return HttpResponse::text(ref_file.status, "original_ref: " + ref_file.error);
+    std::error_code exists_ec;
+    if (!fs::is_regular_file(ref_file.path, exists_ec))
+      return HttpResponse::text(404, "original_ref: no image " + ref.name);
+    try {
+      merged = engine_.merge_mask_alpha(ref_file.path, image->data);
+    } catch (const std::exception& e) {
+      return HttpResponse::text(400, std::string("/upload/mask: ") + e.what());
+    }
   }
+  const std::string& stored = mask ? merged : image->data;
 
   const ResolvedPath target_folder = resolve_in_folder(folder, subfolder, false);
   if (!target_folder.ok()) return HttpResponse::text(target_folder.status, target_folder.error);
@@ -161,7 +172,7 @@ HttpResponse ComfyServer::upload(const HttpRequest& request, bool mask) const {
     for (int i = 1; fs::exists(checked.path / filename, ec); ++i) {
       std::string existing;
       // Same bytes under the same name: nothing new to store (ComfyUI's duplicate check).
-      if (read_file(checked.path / filename, &existing) && existing == image->data) {
+      if (read_file(checked.path / filename, &existing) && existing == stored) {
         duplicate = true;
         break;
       }
@@ -174,11 +185,12 @@ HttpResponse ComfyServer::upload(const HttpRequest& request, bool mask) const {
         resolve_in_folder(folder, subfolder.empty() ? filename : subfolder + "/" + filename, false);
     if (!target.ok()) return HttpResponse::text(target.status, target.error);
     try {
-      write_text_atomically(target.path, image->data);
+      write_text_atomically(target.path, stored);
     } catch (const std::exception& e) {
       return HttpResponse::text(500, std::string("cannot save the upload: ") + e.what());
     }
-    spdlog::info("upload: {} ({} bytes)", target.path.string(), image->data.size());
+    spdlog::info("upload: {} ({} bytes{})", target.path.string(), stored.size(),
+                 mask ? ", the original with the mask's alpha" : "");
   }
   return json_response({{"name", filename}, {"subfolder", subfolder}, {"type", type}});
 }

@@ -42,7 +42,8 @@ void PromptQueue::finish(const PromptJob& job, const PromptOutcome& outcome) {
                 {"meta", outcome.meta},
                 {"memory_report", outcome.memory_report},
                 {"memory_report_svg", "/api/memory_report/" + job.prompt_id + ".svg"}};
-  history_.push_back({job.prompt_id, std::move(entry), outcome.memory_svg});
+  history_.push_back({job.prompt_id, entry.dump(-1, ' ', false, json::error_handler_t::replace),
+                      outcome.memory_svg});
   while (history_.size() > max_history_) history_.pop_front();
 }
 
@@ -106,7 +107,7 @@ json PromptQueue::history_json(std::optional<size_t> max_items,
   size_t taken = 0;
   for (size_t i = start; i < history_.size(); ++i) {
     if (max_items && taken >= *max_items) break;
-    out[history_[i].prompt_id] = history_[i].entry;
+    out[history_[i].prompt_id] = json::parse(history_[i].entry);
     ++taken;
   }
   return out;
@@ -115,7 +116,7 @@ json PromptQueue::history_json(std::optional<size_t> max_items,
 json PromptQueue::history_entry_json(const std::string& prompt_id) const {
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& finished : history_)
-    if (finished.prompt_id == prompt_id) return {{prompt_id, finished.entry}};
+    if (finished.prompt_id == prompt_id) return {{prompt_id, json::parse(finished.entry)}};
   return json::object();
 }
 

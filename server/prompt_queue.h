@@ -49,9 +49,11 @@ class PromptQueue {
   void clear_history();
 
  private:
+  // The entry as compact JSON text, parsed when asked for: as a JSON tree it took several times
+  // the memory, which grew the server with every prompt kept (up to --max-history of them).
   struct Finished {
     std::string prompt_id;
-    nlohmann::json entry;
+    std::string entry;
     std::string svg;
   };
   static nlohmann::json job_json(const PromptJob& job);

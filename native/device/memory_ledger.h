@@ -73,6 +73,11 @@ class MemoryLedger {
   void note_computed_on(const std::string& model, const std::string& device);
 
   const std::vector<StageRecord>& stages() const { return stages_; }
+  // Forgets the finished stages (outside a stage only): a long-lived server reports each prompt
+  // and then drops its stages, so the ledger does not grow with every prompt it runs.
+  void clear_stages() {
+    if (!open_) stages_.clear();
+  }
 
   // {"devices": [...], "models": {...}, "nodes": [per stage, in execution order]}.
   nlohmann::json to_json() const;

@@ -301,7 +301,8 @@ void png_ignore_warning(png_structp, png_const_charp) {}
 
 // libpng reports errors by longjmp, so this function owns no C++ objects with destructors.
 bool encode_png(png_bytep* rows, int width, int height, png_text* texts, int text_count,
-                std::vector<uint8_t>* out, char* error, int compress_level = 4) {
+                std::vector<uint8_t>* out, char* error, int compress_level = 4,
+                int color_type = PNG_COLOR_TYPE_RGB) {
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, error, png_error_to_buffer,
                                             png_ignore_warning);
   if (!png) return false;
@@ -311,7 +312,7 @@ bool encode_png(png_bytep* rows, int width, int height, png_text* texts, int tex
     return false;
   }
   png_set_write_fn(png, out, png_to_vector, png_no_flush);
-  png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+  png_set_IHDR(png, info, width, height, 8, color_type, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_set_compression_level(png, compress_level);  // SaveImage 4, PreviewImage 1
   if (text_count > 0) png_set_text(png, info, texts, text_count);  // written before IDAT
@@ -416,6 +417,21 @@ void save_png_frames(const std::string& folder, const at::Tensor& images,
   write_atomically(folder, [&](const std::string& temp) {
     write_png_folder(temp, rgb8, metadata, progress, folder);
   });
+}
+
+std::vector<uint8_t> encode_rgba_png(const at::Tensor& rgba8, const std::string& origin) {
+  if (rgba8.dim() != 3 || rgba8.size(2) != 4 || rgba8.scalar_type() != at::kByte)
+    throw ValidationError(origin + ": expected uint8 [H, W, 4], got " + c10::str(rgba8.sizes()) +
+                          " " + c10::str(rgba8.scalar_type()));
+  const at::Tensor pixels = rgba8.contiguous();
+  const int height = static_cast<int>(pixels.size(0)), width = static_cast<int>(pixels.size(1));
+  std::vector<png_bytep> rows(height);
+  for (int y = 0; y < height; ++y) rows[y] = pixels.data_ptr<uint8_t>() + int64_t(y) * width * 4;
+  std::vector<uint8_t> out;
+  char error[256] = "";
+  if (!encode_png(rows.data(), width, height, nullptr, 0, &out, error, 4, PNG_COLOR_TYPE_RGBA))
+    throw Error(origin + ": PNG encoding failed: " + error);
+  return out;
 }
 
 void save_tensor_file(const std::string& path, const at::Tensor& tensor) {

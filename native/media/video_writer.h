@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "media/embedded_metadata.h"
 #include "media/output_files.h"
@@ -46,6 +47,9 @@ void save_mp4(const std::string& path, const at::Tensor& images, double fps,
 // complete or not at all (written as a temporary folder, then renamed).
 void save_png_frames(const std::string& folder, const at::Tensor& images,
                      const OutputMetadata& metadata, const FrameProgress& progress = {});
+
+// 8-bit RGBA PNG bytes (zlib level 4, as ComfyUI saves a merged mask) of uint8 [H, W, 4].
+std::vector<uint8_t> encode_rgba_png(const at::Tensor& rgba8, const std::string& origin);
 
 // Float32 safetensors with the single key "tensor" (any tensor: IMAGE, WAN_LATENT, ...).
 void save_tensor_file(const std::string& path, const at::Tensor& tensor);

@@ -1,5 +1,11 @@
 // wan-serve's ComfyUI API over a real socket: schemas, prompts, the queue, history, the socket's
 // messages, interrupts, and outputs bit-identical to wan-run's.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
@@ -305,15 +311,15 @@ TEST(ServerQueue, FullQueueAnswers503) {
   const std::string body = json({{"prompt", tiny_t2v_prompt(62)}}).dump();
   int accepted = 0;
   HttpReply reply;
-  for (int i = 0; i < 70; ++i) {
+  for (size_t i = 0; i < kTestMaxQueue + 6; ++i) {
     reply = post("/prompt", body);
     if (reply.status != 200) break;
     ++accepted;
   }
-  EXPECT_EQ(accepted, 64);
+  EXPECT_EQ(accepted, int(kTestMaxQueue));
   EXPECT_EQ(reply.status, 503);
   EXPECT_EQ(reply.json()["error"]["type"], "queue_full");
-  EXPECT_EQ(get("/queue").json()["queue_pending"].size(), 64u);
+  EXPECT_EQ(get("/queue").json()["queue_pending"].size(), kTestMaxQueue);
   EXPECT_EQ(post("/queue", R"({"clear": true})").status, 200);
   EXPECT_EQ(post("/interrupt", json({{"prompt_id", running}}).dump()).status, 200);
   ASSERT_TRUE(ws.wait_for("execution_interrupted", &seen));
@@ -339,59 +345,160 @@ TEST(ServerHistory, ListsByCountAndDeletesAndClears) {
 
 // Eight clients queue prompts at once: every prompt runs exactly once, and each client's socket
 // carries its own prompts' messages and nothing of the others'.
-TEST(ServerLoad, EightClientsEachGetTheirOwnPromptsRunOnce) {
-  constexpr int kClients = 8, kPromptsEach = 3;
-  struct Seen {
-    std::vector<std::string> queued;
-    std::vector<json> messages;
-    bool finished = false;
-  };
-  std::vector<Seen> seen(kClients);
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([c, &seen] {
+// The tiny t2v up to Sample, its latent saved: a new seed re-runs only Sample (one step) and the
+// save, so a load test can queue hundreds.
+json tiny_latent_prompt(int64_t seed) {
+  json prompt = tiny_t2v_prompt(seed, 1);
+  const std::string sample = node_of(prompt, "Sample");
+  for (const char* type : {"Decode", "CreateVideo", "SaveVideo", "PreviewImage", "SaveTensor"})
+    for (std::string id = node_of(prompt, type); !id.empty(); id = node_of(prompt, type))
+      prompt.erase(id);
+  prompt["901"] = {{"class_type", "SaveTensor"},
+                   {"inputs", {{"tensor", json::array({sample, 0})}, {"filename_prefix", "latent"}}}};
+  return prompt;
+}
+
+// wan-serve as its own process (the engine flags of the shared server, its own folders), so its
+// memory is measured apart from the test's clients.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const fs::path& root) {
+    ServerFolders folders{root, root / "output", root / "input", root / "temp", root / "user"};
+    std::vector<std::string> args = {WAN_SERVE_PATH, "--port", "0", "--user-directory",
+                                     folders.user.string(), "--max-queue", "256"};
+    for (const auto& flag : engine_flags(folders)) args.push_back(flag);
+    int out[2];
+    if (pipe(out) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      close(out[1]);
+      std::vector<char*> argv;
+      for (auto& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    // The first stdout line: "wan-serve: listening on http://127.0.0.1:PORT" (bounded read).
+    std::string line;
+    char c = 0;
+    while (line.size() < 512 && read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+    close(out[0]);
+    const size_t colon = line.rfind(':');
+    if (line.find("listening on") != std::string::npos && colon != std::string::npos)
+      port_ = static_cast<uint16_t>(std::stoi(line.substr(colon + 1)));
+  }
+  ~ServeProcess() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  uint16_t port() const { return port_; }
+  int64_t resident_bytes() const {
+    std::ifstream statm("/proc/" + std::to_string(pid_) + "/statm");
+    int64_t pages = 0, resident = 0;
+    statm >> pages >> resident;
+    return resident * sysconf(_SC_PAGESIZE);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+// What each load-test client saw of its own prompts.
+struct LoadClient {
+  std::vector<std::string> queued;
+  std::map<std::string, int> started;  // prompt id -> execution_start messages
+  std::vector<std::string> foreign;    // messages about prompts of other clients
+  bool finished = false;
+};
+
+// `clients` clients at once, each on its own socket, queue `each` prompts (the first `whole` of
+// them whole t2v prompts, the rest up to the latent) and wait for all of theirs to finish. They
+// keep counts, not the messages.
+std::vector<LoadClient> run_load(uint16_t port, int clients, int each, int whole, int64_t seeds) {
+  std::vector<LoadClient> seen(clients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([=, &seen] {
+      LoadClient& mine = seen[c];
       const std::string client_id = "load-" + std::to_string(c);
-      WsClient ws(port(), "/ws?clientId=" + client_id);
+      WsClient ws(port, "/ws?clientId=" + client_id);
       if (!ws.connected()) return;
-      for (int k = 0; k < kPromptsEach; ++k) {
-        const json body = {{"prompt", tiny_t2v_prompt(1000 + c * 10 + k, 1)},
+      for (int k = 0; k < each; ++k) {
+        const int64_t seed = seeds + c * 1000 + k;
+        const json body = {{"prompt", k < whole ? tiny_t2v_prompt(seed, 1) : tiny_latent_prompt(seed)},
                            {"client_id", client_id}};
-        const HttpReply reply = post("/prompt", body.dump());
-        if (reply.status == 200) seen[c].queued.push_back(reply.json()["prompt_id"]);
+        const HttpReply reply = http_request(port, "POST", "/prompt", body.dump());
+        if (reply.status == 200) mine.queued.push_back(reply.json()["prompt_id"]);
       }
+      const std::set<std::string> ids(mine.queued.begin(), mine.queued.end());
       size_t done = 0;
-      while (done < seen[c].queued.size()) {
-        if (!ws.wait_for("execution_success", &seen[c].messages, 120)) return;
-        ++done;
+      while (done < mine.queued.size()) {
+        const auto message = ws.next(120);
+        if (!message) return;
+        const json& data = (*message)["data"];
+        if (!data.is_object() || !data.contains("prompt_id") || !data["prompt_id"].is_string())
+          continue;
+        const std::string id = data["prompt_id"];
+        if (!ids.count(id)) mine.foreign.push_back(message->dump());
+        const std::string type = (*message)["type"];
+        if (type == "execution_start") ++mine.started[id];
+        if (type == "execution_success") ++done;
       }
-      seen[c].finished = true;
+      mine.finished = true;
     });
   }
-  for (auto& thread : clients) thread.join();
+  for (auto& thread : threads) thread.join();
+  return seen;
+}
 
-  std::map<std::string, int> started;
+// 8 clients queue 200 prompts at once (each one whole t2v prompt and 24 up to the latent) on a
+// wan-serve process: every prompt runs once, each client hears only its own prompts, and the
+// server's memory after all of them stays within 10 % of what it held after the first prompts
+// (one whole prompt, then one latent prompt from each of the 8 clients at once, which also warms
+// the server's I/O threads).
+TEST(ServerLoad, EightClientsQueue200PromptsEachRunOnceAndMemoryStaysFlat) {
+  constexpr int kClients = 8, kPromptsEach = 25, kWholeEach = 1;
+  runner::testing::TempDir root("serve_load");
+  const ServeProcess server(root.path());
+  ASSERT_NE(server.port(), 0) << "wan-serve did not start";
+  const uint16_t port = server.port();
+  ASSERT_EQ(run_load(port, 1, 1, 1, 900)[0].finished, true);
+  for (const auto& client : run_load(port, kClients, 1, 0, 800)) ASSERT_TRUE(client.finished);
+  const int64_t rss_after_first = server.resident_bytes();
+
+  const std::vector<LoadClient> seen = run_load(port, kClients, kPromptsEach, kWholeEach, 10000);
+  std::set<std::string> all;
   for (int c = 0; c < kClients; ++c) {
     ASSERT_TRUE(seen[c].finished) << "client " << c << " did not see all its prompts finish";
     ASSERT_EQ(seen[c].queued.size(), size_t(kPromptsEach)) << "client " << c;
-    const std::set<std::string> mine(seen[c].queued.begin(), seen[c].queued.end());
-    for (const auto& message : seen[c].messages) {
-      const json& data = message["data"];
-      if (data.is_object() && data.contains("prompt_id")) {
-        EXPECT_TRUE(mine.count(data["prompt_id"].get<std::string>()))
-            << "client " << c << " got " << message.dump();
-      }
-      if (message["type"] == "execution_start") ++started[data["prompt_id"].get<std::string>()];
+    EXPECT_TRUE(seen[c].foreign.empty()) << "client " << c << " got " << seen[c].foreign[0];
+    EXPECT_EQ(seen[c].started.size(), size_t(kPromptsEach)) << "client " << c;
+    for (const auto& [id, count] : seen[c].started) {
+      EXPECT_EQ(count, 1) << id << " started " << count << " times";
+      all.insert(id);
     }
   }
-  EXPECT_EQ(started.size(), size_t(kClients * kPromptsEach));
-  for (const auto& [id, count] : started) EXPECT_EQ(count, 1) << id << " ran " << count << " times";
-  const json history = get("/history").json();
+  EXPECT_EQ(all.size(), size_t(kClients * kPromptsEach));
+  const json history = http_request(port, "GET", "/history", "").json();
   for (const auto& client : seen)
     for (const auto& id : client.queued) {
       ASSERT_TRUE(history.contains(id)) << id;
       EXPECT_EQ(history[id]["status"]["status_str"], "success");
     }
-  EXPECT_TRUE(get("/queue").json()["queue_pending"].empty());
+  EXPECT_TRUE(http_request(port, "GET", "/queue", "").json()["queue_pending"].empty());
+  const int64_t rss_after_all = server.resident_bytes();
+  EXPECT_LE(rss_after_all, rss_after_first * 11 / 10)
+      << "RSS after the first prompts " << rss_after_first << " B, after 200 more " << rss_after_all
+      << " B";
+  std::printf("[ load ] RSS after the first prompts %.1f MiB, after 200 more %.1f MiB (%+.2f %%)\n",
+              rss_after_first / 1048576.0, rss_after_all / 1048576.0,
+              100.0 * (rss_after_all - rss_after_first) / rss_after_first);
 }
 
 TEST(ServerWs, FeatureFlagsAnsweredAndReconnectKeepsTheId) {

@@ -3,6 +3,8 @@
 // Origin. Each must be refused with an HTTP error while the server keeps serving.
 #include <sys/stat.h>
 
+#include "media/image_file.h"
+#include "media/video_writer.h"
 #include "server/server_test_util.h"
 
 namespace wan::server::testing {
@@ -92,16 +94,59 @@ TEST(ServerUpload, StoresInsideInputRenamesAndRefusesTraversal) {
                  {{"Content-Type", "multipart/form-data; boundary=b"}})
                 .status,
             400);
-  // A mask names its original, which must exist inside a folder.
+  // A mask names its original, which must exist inside a folder and be an image (cat.png holds
+  // "new"); nothing is stored when it is not.
   const Form mask = multipart_form({{"original_ref", R"({"filename": "cat.png", "type": "input"})"}},
                                    "image", "mask.png", kPng);
-  EXPECT_EQ(post("/upload/mask", mask.body, {{"Content-Type", mask.content_type}}).status, 200);
+  reply = post("/upload/mask", mask.body, {{"Content-Type", mask.content_type}});
+  EXPECT_EQ(reply.status, 400) << reply.body;
+  EXPECT_NE(reply.body.find("cat.png"), std::string::npos) << reply.body;
+  EXPECT_FALSE(fs::exists(folders.input / "mask.png"));
   const Form bad_mask = multipart_form(
       {{"original_ref", R"({"filename": "../../etc/passwd", "type": "input"})"}}, "image",
       "mask.png", kPng);
   EXPECT_EQ(post("/upload/mask", bad_mask.body, {{"Content-Type", bad_mask.content_type}}).status,
             400);
   expect_serving();
+}
+
+// ComfyUI's mask editor uploads the mask alone; what is stored under its name is the original
+// image's pixels with the mask's alpha, which LoadImage then reads as the MASK (1 - alpha).
+TEST(ServerUpload, MaskIsStoredAsTheOriginalWithTheMasksAlpha) {
+  const auto& folders = TestServer::shared().folders();
+  at::manual_seed(3);
+  const at::Tensor original = at::randint(0, 256, {6, 4, 4}, at::kByte);
+  const at::Tensor mask = at::cat({at::zeros({6, 4, 3}, at::kByte),
+                                   at::randint(0, 256, {6, 4, 1}, at::kByte)}, -1);
+  auto png = [](const at::Tensor& rgba) {
+    const auto bytes = media::encode_rgba_png(rgba, "test image");
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const Form image = multipart_form({{"overwrite", "true"}}, "image", "masked.png", png(original));
+  ASSERT_EQ(post("/upload/image", image.body, {{"Content-Type", image.content_type}}).status, 200);
+  const Form upload = multipart_form(
+      {{"original_ref", R"({"filename": "masked.png", "type": "input", "subfolder": ""})"},
+       {"type", "input"}, {"overwrite", "true"}},
+      "image", "clipspace-mask-1.png", png(mask));
+  HttpReply reply = post("/upload/mask", upload.body, {{"Content-Type", upload.content_type}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.json()["name"], "clipspace-mask-1.png");
+  const media::LoadedImage stored =
+      media::load_image((folders.input / "clipspace-mask-1.png").string());
+  ASSERT_TRUE(stored.has_alpha);
+  const at::Tensor rgb = (stored.image[0] * 255).round().to(at::kByte);
+  const at::Tensor alpha = ((1 - stored.mask[0]) * 255).round().to(at::kByte);
+  EXPECT_TRUE(rgb.equal(original.narrow(2, 0, 3)));
+  EXPECT_TRUE(alpha.equal(mask.select(2, 3)));
+
+  // A mask of another size is refused, naming both sizes, and nothing is stored.
+  const Form wrong = multipart_form(
+      {{"original_ref", R"({"filename": "masked.png", "type": "input"})"}}, "image",
+      "clipspace-mask-2.png", png(at::zeros({5, 4, 4}, at::kByte)));
+  reply = post("/upload/mask", wrong.body, {{"Content-Type", wrong.content_type}});
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("4x5"), std::string::npos) << reply.body;
+  EXPECT_FALSE(fs::exists(folders.input / "clipspace-mask-2.png"));
 }
 
 TEST(ServerUserData, RoundTripsWorkflowsAndSettingsInsideTheUserFolder) {

@@ -25,6 +25,9 @@ namespace wan::server::testing {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+// The shared server's --max-queue (the load test runs its own server).
+constexpr size_t kTestMaxQueue = 64;
+
 struct ServerFolders {
   fs::path root, output, input, temp, user;
 };
@@ -79,7 +82,7 @@ class TestServer {
     options.port = 0;
     options.user_dir = folders_.user;
     options.max_upload_bytes = size_t(1) << 20;
-    options.max_queue = 64;
+    options.max_queue = kTestMaxQueue;
     HttpServerLimits limits;
     limits.request_timeout_s = 1;  // slow-client tests wait this long, no more
     server_ = std::make_unique<ComfyServer>(options, *engine_, front_end_root(), limits);
