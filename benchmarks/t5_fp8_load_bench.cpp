@@ -144,8 +144,8 @@ int main(int argc, char** argv) {
       weight_bytes += p.numel() * static_cast<int64_t>(p.element_size());
       // In blocks: a whole-tensor sum(kLong) would first cast it to int64 (8 bytes a byte).
       const auto flat = p.contiguous().view(at::kByte).reshape({-1});
-      for (int64_t start = 0; start < flat.numel(); start += int64_t{1} << 24)
-        checksum += flat.narrow(0, start, std::min<int64_t>(int64_t{1} << 24, flat.numel() - start))
+      for (int64_t offset = 0; offset < flat.numel(); offset += int64_t{1} << 24)
+        checksum += flat.narrow(0, offset, std::min<int64_t>(int64_t{1} << 24, flat.numel() - offset))
                         .sum(at::kLong)
                         .item<int64_t>();
     }

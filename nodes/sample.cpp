@@ -64,6 +64,7 @@ class Sample : public graph::Node {
     settings.solver = in.string("solver");
     pipeline::SampleCallbacks callbacks;
     callbacks.progress = [&](int64_t done, int64_t total) { run.report_step(done, total); };
+    if (run.on_latent) callbacks.preview = [&](const at::Tensor& x0) { run.report_latent(x0); };
     callbacks.cancelled = [&] {
       run.check_cancelled();
       return false;

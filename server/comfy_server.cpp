@@ -535,6 +535,10 @@ void ComfyServer::run_executor() {
     // The last message goes out once /history has the entry, so a client that fetches the
     // history when it sees execution_success finds it.
     std::vector<std::pair<std::string, json>> last;
+    // Previews go where ComfyUI sends them: to the prompt's client, else to every socket.
+    Engine::EmitPreview preview;
+    if (options_.preview_method != "none")
+      preview = [&](const std::string& message) { http_->send(job->client_id, message, true); };
     const PromptOutcome outcome = engine_.run(*job, [&](const std::string& event, const json& data) {
       if (event == "execution_success" || event == "execution_error" ||
           event == "execution_interrupted") {
@@ -546,7 +550,7 @@ void ComfyServer::run_executor() {
         running_node_ = data.value("node", "");
       }
       emit(job->client_id, event, data);
-    });
+    }, preview);
     queue_.finish(*job, outcome);
     for (const auto& [event, data] : last) emit(job->client_id, event, data);
     broadcast_status();

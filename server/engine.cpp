@@ -15,6 +15,7 @@
 #include "graph/workflow_json.h"
 #include "media/image_file.h"
 #include "media/video_writer.h"
+#include "pipeline/latent_preview.h"
 #include "runner/runner.h"
 #include "runner/runner_options.h"
 
@@ -196,7 +197,7 @@ void Engine::embed(PromptJob& job, const std::string& body_text) const {
   job.extra_pnginfo = std::move(embedded.extra_pnginfo);
 }
 
-PromptOutcome Engine::run(const PromptJob& job, const Emit& emit) {
+PromptOutcome Engine::run(const PromptJob& job, const Emit& emit, const EmitPreview& preview) {
   State& state = *state_;
   PromptOutcome outcome;
   json messages = json::array();
@@ -257,6 +258,17 @@ PromptOutcome Engine::run(const PromptJob& job, const Emit& emit) {
         break;
     }
   };
+  if (preview) {
+    run.on_latent = [&](const std::string&, const at::Tensor& x0) {
+      // ComfyUI's Latent2RGB preview, JPEG at quality 95 as it saves them. Latents stay far
+      // below its 512-pixel preview limit (a 1280x720 video's are 160x90), so none is resized.
+      const std::vector<uint8_t> jpeg =
+          media::encode_jpeg(pipeline::latent_preview_rgb8(x0), 95, "latent preview");
+      std::string message = {0, 0, 0, 1, 0, 0, 0, 1};  // PREVIEW_IMAGE, JPEG
+      message.append(jpeg.begin(), jpeg.end());
+      preview(message);
+    };
+  }
   run.on_ui = [&](const std::string& node_id, const json& ui) {
     constexpr size_t kMaxRememberedUi = 256;
     if (state.last_ui.size() >= kMaxRememberedUi) state.last_ui.clear();

@@ -73,7 +73,10 @@ class Engine {
   // Runs one prompt (on the executor thread only), emitting ComfyUI's messages in its order:
   // execution_start, execution_cached, executing/progress/executed per node, then
   // execution_success, execution_error or execution_interrupted. Never throws.
-  PromptOutcome run(const PromptJob& job, const Emit& emit);
+  // `preview`, when set, receives a latent preview after each sampling step: ComfyUI's binary
+  // socket message (big-endian event 1 PREVIEW_IMAGE, format 1 JPEG, then the JPEG bytes).
+  using EmitPreview = std::function<void(const std::string& message)>;
+  PromptOutcome run(const PromptJob& job, const Emit& emit, const EmitPreview& preview = {});
   // Raises the cancel flag of the running prompt (any thread); the next run lowers it.
   void interrupt();
   // Drops every cached output (POST /free); executor thread only, between prompts.

@@ -180,9 +180,9 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   }
 
   // Called from any thread.
-  void send(std::shared_ptr<const std::string> text) {
-    net::post(ws_.get_executor(), [self = shared_from_this(), text = std::move(text)] {
-      self->queue(text);
+  void send(std::shared_ptr<const std::string> text, bool binary) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), text = std::move(text), binary] {
+      self->queue({text, binary});
     });
   }
 
@@ -226,23 +226,28 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
     do_read();
   }
 
-  void queue(const std::shared_ptr<const std::string>& text) {
+  struct Outgoing {
+    std::shared_ptr<const std::string> data;
+    bool binary = false;
+  };
+
+  void queue(const Outgoing& message) {
     if (closed_) return;
     const size_t limit = count_.shared().limits.max_ws_queued_bytes;
-    if (queued_bytes_ + text->size() > limit) {
+    if (queued_bytes_ + message.data->size() > limit) {
       spdlog::warn("ws {}: the client reads too slowly ({} bytes waiting); closing it",
                    sid_, queued_bytes_);
       close();
       return;
     }
-    queued_bytes_ += text->size();
-    queue_.push_back(text);
+    queued_bytes_ += message.data->size();
+    queue_.push_back(message);
     if (open_ && queue_.size() == 1) do_write();
   }
 
   void do_write() {
-    ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()),
+    ws_.binary(queue_.front().binary);
+    ws_.async_write(net::buffer(*queue_.front().data),
                     beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
   }
 
@@ -251,7 +256,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       close();
       return;
     }
-    queued_bytes_ -= queue_.front()->size();
+    queued_bytes_ -= queue_.front().data->size();
     queue_.pop_front();
     if (!queue_.empty() && !closed_) do_write();
   }
@@ -282,7 +287,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   std::string sid_;
   std::string handshake_;
   beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::deque<Outgoing> queue_;
   size_t queued_bytes_ = 0;
   bool open_ = false, closed_ = false;
 };
@@ -481,7 +486,7 @@ void HttpServer::stop() {
     if (thread.joinable()) thread.join();
 }
 
-void HttpServer::send(const std::string& sid, const std::string& text) {
+void HttpServer::send(const std::string& sid, const std::string& text, bool binary) {
   auto message = std::make_shared<const std::string>(text);
   std::vector<std::shared_ptr<WsSession>> targets;
   {
@@ -495,7 +500,7 @@ void HttpServer::send(const std::string& sid, const std::string& text) {
         if (auto session = it->second.lock()) targets.push_back(std::move(session));
     }
   }
-  for (const auto& session : targets) session->send(message);
+  for (const auto& session : targets) session->send(message, binary);
 }
 
 std::vector<std::string> HttpServer::sessions() const {

@@ -77,9 +77,9 @@ class HttpServer {
   // Stops accepting, closes every connection and joins the threads.
   void stop();
 
-  // Queues a text message for session `sid` (no-op when it is not connected); empty `sid`
-  // sends to every open socket. Thread-safe.
-  void send(const std::string& sid, const std::string& text);
+  // Queues a text message (or, `binary`, a binary one) for session `sid` (no-op when it is not
+  // connected); empty `sid` sends to every open socket. Thread-safe.
+  void send(const std::string& sid, const std::string& text, bool binary = false);
   // Session ids with an open socket.
   std::vector<std::string> sessions() const;
 

@@ -80,6 +80,12 @@ ServerOptions ServerOptions::parse(const std::vector<std::string>& args) {
       options.max_upload_bytes = parse_count(arg, take(), 1, 4096) << 20;
     } else if (arg == "--max-queue") {
       options.max_queue = parse_count(arg, take(), 1, 1000000);
+    } else if (arg == "--preview-method") {
+      options.preview_method = take();
+      if (options.preview_method != "none" && options.preview_method != "auto" &&
+          options.preview_method != "latent2rgb" && options.preview_method != "taesd")
+        throw ServerUsageError("--preview-method '" + options.preview_method +
+                               "': expected none, auto, latent2rgb or taesd");
     } else if (arg == "--ws-keepalive") {
       options.ws_keepalive_s = parse_seconds(arg, take(), 3600);
     } else if (arg == "--io-threads") {
@@ -110,6 +116,8 @@ std::string server_usage() {
          "  --max-upload-size MB   largest request body (default 100)\n"
          "  --max-queue N          pending prompts before /prompt answers 503 (default 1000)\n"
          "  --io-threads N         HTTP threads (default 4)\n"
+         "  --preview-method M     latent previews while sampling: none (default), auto,\n"
+         "                         latent2rgb, taesd (auto and taesd give latent2rgb)\n"
          "  --ws-keepalive SECONDS while prompts are queued or running, a status message to\n"
          "                         every socket at least this often (default 5; 0: never)\n"
          "\n"

@@ -30,6 +30,9 @@ struct ServerOptions {
   // silent for 10 s and fail their prompt, which a long node (a VAE decode) or another client's
   // prompt ahead in the queue would otherwise cause.
   double ws_keepalive_s = 5;
+  // --preview-method none|auto|latent2rgb|taesd (ComfyUI's flag and default): latent previews
+  // after each sampling step. auto and taesd give latent2rgb (there is no TAESD decoder for Wan).
+  std::string preview_method = "none";
   bool help = false;
   std::vector<std::string> engine_args;  // wan-run flags for the engine
 

@@ -61,6 +61,10 @@ int serve(int argc, char** argv) {
   } else {
     spdlog::info("frontend: {}", front_end.string());
   }
+  if (options.preview_method == "taesd")
+    spdlog::warn("--preview-method taesd: Wan has no TAESD decoder; previews use latent2rgb");
+  else if (options.preview_method != "none")
+    spdlog::info("latent previews: latent2rgb after each sampling step");
   std::unique_ptr<Engine> engine;
   try {
     engine = std::make_unique<Engine>(options.engine_args);

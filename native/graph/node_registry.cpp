@@ -27,6 +27,10 @@ void RunContext::report_ui(const nlohmann::json& ui) const {
   if (on_ui) on_ui(node_id_, ui);
 }
 
+void RunContext::report_latent(const at::Tensor& x0) const {
+  if (on_latent) on_latent(node_id_, x0);
+}
+
 void RunContext::report_step(int64_t step, int64_t steps) {
   if (on_progress) {
     ProgressEvent event{ProgressEvent::Kind::kStep, node_id_, class_type_};

@@ -86,6 +86,9 @@ struct RunContext {
   // Receives what an output node shows, in ComfyUI's shape ({"images": [{"filename",
   // "subfolder", "type"}], "animated": [true]}), with the node's id. May be empty.
   std::function<void(const std::string& node_id, const nlohmann::json& ui)> on_ui;
+  // Receives a sampling node's data prediction x0 ([16, T, h, w]) after each step, for latent
+  // previews. Empty (the default): samplers compute no prediction for it.
+  std::function<void(const std::string& node_id, const at::Tensor& x0)> on_latent;
 
   // Throws wan::Cancelled when the run was cancelled. Long nodes call it between steps.
   void check_cancelled() const;
@@ -93,6 +96,8 @@ struct RunContext {
   void report_step(int64_t step, int64_t steps);
   // Hands the running output node's `ui` to on_ui.
   void report_ui(const nlohmann::json& ui) const;
+  // Hands the running sampler's step prediction to on_latent (a no-op without one).
+  void report_latent(const at::Tensor& x0) const;
   // The device manager; throws wan::Error when the runner did not set one.
   device::DeviceManager& devices() const;
   // models_dir/folder/name; throws LoadError naming the path when the file does not exist.

@@ -8,6 +8,7 @@ extern "C" {
 }
 
 #include <csetjmp>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -420,5 +421,58 @@ at::Tensor image_to_uint8(const at::Tensor& image, const std::string& what) {
 }
 
 at::Tensor uint8_to_image(const at::Tensor& rgb8) { return rgb8.to(at::kFloat).div(255.0); }
+
+namespace {
+
+// libjpeg reports errors by longjmp, so this function owns no C++ objects with destructors.
+bool compress_jpeg(const uint8_t* pixels, int width, int height, int quality, uint8_t** out,
+                   unsigned long* out_size, JpegError* err) {
+  jpeg_compress_struct cinfo = {};
+  cinfo.err = jpeg_std_error(&err->base);
+  err->base.error_exit = jpeg_on_error;
+  err->base.emit_message = jpeg_on_message;
+  if (setjmp(err->jump)) {
+    jpeg_destroy_compress(&cinfo);
+    return false;
+  }
+  jpeg_create_compress(&cinfo);
+  jpeg_mem_dest(&cinfo, out, out_size);
+  cinfo.image_width = static_cast<JDIMENSION>(width);
+  cinfo.image_height = static_cast<JDIMENSION>(height);
+  cinfo.input_components = 3;
+  cinfo.in_color_space = JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, quality, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(pixels) + size_t(cinfo.next_scanline) * width * 3;
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_jpeg(const at::Tensor& rgb8, int quality, const std::string& origin) {
+  if (rgb8.dim() != 3 || rgb8.size(2) != 3 || rgb8.scalar_type() != at::kByte || rgb8.size(0) < 1 ||
+      rgb8.size(1) < 1 || rgb8.size(0) > int64_t(kMaxImageSide) || rgb8.size(1) > int64_t(kMaxImageSide))
+    throw ValidationError(origin + ": expected uint8 [H, W, 3], got " + c10::str(rgb8.sizes()) +
+                          " " + c10::str(rgb8.scalar_type()));
+  if (quality < 1 || quality > 100)
+    throw ValidationError(origin + ": JPEG quality must be 1..100, got " + std::to_string(quality));
+  const at::Tensor pixels = rgb8.contiguous();
+  uint8_t* buffer = nullptr;
+  unsigned long size = 0;
+  JpegError err{};
+  const bool ok = compress_jpeg(pixels.data_ptr<uint8_t>(), static_cast<int>(pixels.size(1)),
+                                static_cast<int>(pixels.size(0)), quality, &buffer, &size, &err);
+  std::vector<uint8_t> out;
+  if (ok) out.assign(buffer, buffer + size);
+  std::free(buffer);
+  if (!ok) throw Error(origin + ": JPEG encoding failed: " + err.message);
+  return out;
+}
 
 }  // namespace wan::media

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace wan::media {
 
@@ -49,5 +50,8 @@ at::Tensor image_to_mask(const at::Tensor& image, const std::string& channel);
 at::Tensor image_to_uint8(const at::Tensor& image, const std::string& what);
 // uint8 [..., 3] -> float32 / 255.
 at::Tensor uint8_to_image(const at::Tensor& rgb8);
+
+// Baseline JPEG bytes (libjpeg-turbo, 4:2:0, `quality` 1..100) of uint8 [H, W, 3].
+std::vector<uint8_t> encode_jpeg(const at::Tensor& rgb8, int quality, const std::string& origin);
 
 }  // namespace wan::media

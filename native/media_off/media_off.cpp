@@ -44,6 +44,9 @@ at::Tensor image_to_uint8(const at::Tensor&, const std::string& what) {
   built_without_media(what + ": 8-bit image conversion");
 }
 at::Tensor uint8_to_image(const at::Tensor&) { built_without_media("8-bit image conversion"); }
+std::vector<uint8_t> encode_jpeg(const at::Tensor&, int, const std::string& origin) {
+  built_without_media(origin + ": encoding JPEG");
+}
 
 // ---- video_file.h ----------------------------------------------------------------------------
 
@@ -94,6 +97,10 @@ std::string video_format_extension(VideoFormat format) {
     case VideoFormat::kMp4: return "mp4";
     default: return "";
   }
+}
+
+std::vector<uint8_t> encode_rgba_png(const at::Tensor&, const std::string& origin) {
+  built_without_media(origin + ": encoding PNG");
 }
 
 void save_tensor_file(const std::string& path, const at::Tensor& tensor) {

@@ -67,11 +67,18 @@ at::Tensor sample_video(models::WanDit& dit, const at::Tensor& positive, const a
       pred = samplers::cfg_combine(cond_pred, uncond_pred, settings.cfg);
     }
     auto next = sampler->step(pred, i, latent);
+    at::Tensor x0;
+    if (callbacks.preview) {
+      x0 = latent - pred * sampler->sigmas()[i].item<double>();
+      if (cond && cond->reference_frames > 0)
+        x0 = x0.narrow(1, cond->reference_frames, x0.size(1) - cond->reference_frames);
+    }
     if (callbacks.trace)
       callbacks.trace({i, timesteps[i].item<int64_t>(), latent, cond_pred, uncond_pred, pred, next});
     latent = std::move(next);
     spdlog::debug("sample step {}/{} t={}", i + 1, steps, timesteps[i].item<int64_t>());
     if (callbacks.progress) callbacks.progress(i + 1, steps);
+    if (x0.defined()) callbacks.preview(x0);
   }
   if (cond && cond->reference_frames > 0)
     latent = latent.narrow(1, cond->reference_frames, latent.size(1) - cond->reference_frames)

@@ -33,6 +33,9 @@ struct SampleCallbacks {
   std::function<bool()> cancelled;  // checked before each step; true -> wan::Cancelled
   std::function<void(const StepRecord&)> trace;  // optional, for tests
   std::function<void(const at::Tensor&)> noise;   // optional: the initial noise
+  // Optional, after each step: the step's data prediction x0 = x_t - sigma_t * v [16, T, h, w]
+  // (VACE reference frames trimmed), for latent previews; computed only when set.
+  std::function<void(const at::Tensor& x0)> preview;
 };
 
 // Draws the initial noise on the CPU from `seed` (same on any device), runs `steps` steps of the

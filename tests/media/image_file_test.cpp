@@ -177,3 +177,32 @@ TEST(EmbeddedMetadata, TiffAsciiTagsRoundTrip) {
   // Truncated input never reads out of bounds.
   for (size_t n = 0; n < tiff.size(); ++n) parse_tiff_ascii(tiff.data(), n);
 }
+
+namespace wan::media {
+namespace {
+
+// The latent previews' JPEG encoder: what it writes decodes to the same size and nearly the same
+// pixels (quality 95 on a smooth picture), and bad shapes or qualities are refused.
+TEST(JpegEncoder, RoundTripsThroughTheDecoderCloseToTheInput) {
+  const at::Tensor ramp = at::arange(0, 48, at::kFloat).div(47).mul(255);
+  const at::Tensor rgb8 =
+      at::stack({ramp.view({1, 48}).expand({32, 48}), ramp.flip(0).view({1, 48}).expand({32, 48}),
+                 at::full({32, 48}, 128.0)},
+                -1)
+          .to(at::kByte);
+  const std::vector<uint8_t> jpeg = encode_jpeg(rgb8, 95, "test");
+  ASSERT_GT(jpeg.size(), 4u);
+  EXPECT_EQ(jpeg[0], 0xFF);
+  EXPECT_EQ(jpeg[1], 0xD8);
+  const LoadedImage back = decode_image(jpeg.data(), jpeg.size(), "test");
+  ASSERT_EQ(back.image.sizes(), (std::vector<int64_t>{1, 32, 48, 3}));
+  const double mean_error =
+      (back.image[0] * 255 - rgb8.to(at::kFloat)).abs().mean().item<double>();
+  EXPECT_LT(mean_error, 2.0);
+  EXPECT_THROW(encode_jpeg(rgb8, 0, "test"), ValidationError);
+  EXPECT_THROW(encode_jpeg(rgb8.to(at::kFloat), 95, "test"), ValidationError);
+  EXPECT_THROW(encode_jpeg(rgb8.narrow(2, 0, 2), 95, "test"), ValidationError);
+}
+
+}  // namespace
+}  // namespace wan::media

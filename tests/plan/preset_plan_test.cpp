@@ -59,8 +59,11 @@ TEST(PresetPlan, T2v13BOn1149GiBFitsEveryPlacementWithTheT5KeptInFp8) {
                                   preset_options("t2v-1.3B"));
     std::printf("%s\n", plan.text.c_str());
     EXPECT_TRUE(plan.fits) << p.name << ": " << plan.first_oom_message;
-    for (const auto& [name, bytes] : plan.model_bytes)
-      if (name == "t5") EXPECT_EQ(bytes, t5_bytes);
+    for (const auto& [name, bytes] : plan.model_bytes) {
+      if (name == "t5") {
+        EXPECT_EQ(bytes, t5_bytes);
+      }
+    }
   }
 }
 
@@ -74,8 +77,11 @@ TEST(PresetPlan, T2v13BOn1149GiBWithTheOfficialBf16T5FailsOnlyWhenT5AndVaeShareT
       if (node["class_type"] == "LoadT5")
         node["inputs"]["model_name"] = "models_t5_umt5-xxl-enc-bf16.pth";
     const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), preset_options("t2v-1.3B"));
-    for (const auto& [name, bytes] : plan.model_bytes)
-      if (name == "t5") EXPECT_GT(bytes, device::parse_size("10.5GiB")) << p.name;
+    for (const auto& [name, bytes] : plan.model_bytes) {
+      if (name == "t5") {
+        EXPECT_GT(bytes, device::parse_size("10.5GiB")) << p.name;
+      }
+    }
     if (std::string(p.name) == "baseline") {
       EXPECT_FALSE(plan.fits);
       EXPECT_EQ(plan.nodes.back().class_type, "EncodePrompt");

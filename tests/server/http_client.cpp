@@ -88,6 +88,7 @@ struct WsClient::Impl {
   websocket::stream<beast::tcp_stream> ws{ioc};
   beast::flat_buffer buffer;
   bool connected = false;
+  std::vector<std::string> binary;
 };
 
 WsClient::WsClient(uint16_t port, const std::string& target,
@@ -140,10 +141,15 @@ std::optional<json> WsClient::next(double timeout_s) {
       impl_->connected = false;
       return std::nullopt;
     }
-    if (!impl_->ws.got_text()) continue;
+    if (!impl_->ws.got_text()) {
+      impl_->binary.push_back(beast::buffers_to_string(impl_->buffer.data()));
+      continue;
+    }
     return json::parse(beast::buffers_to_string(impl_->buffer.data()), nullptr, false);
   }
 }
+
+const std::vector<std::string>& WsClient::binary_messages() const { return impl_->binary; }
 
 std::optional<json> WsClient::wait_for(const std::string& type, std::vector<json>* seen,
                                        double timeout_s) {

@@ -39,6 +39,8 @@ class WsClient {
   std::optional<nlohmann::json> wait_for(const std::string& type, std::vector<nlohmann::json>* seen,
                                          double timeout_s = 60);
   void send_text(const std::string& text);
+  // The binary messages next() and wait_for() passed over, in arrival order.
+  const std::vector<std::string>& binary_messages() const;
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "io/tensor_index.h"
+#include "media/image_file.h"
 #include "server/server_test_util.h"
 
 namespace wan::server::testing {
@@ -426,7 +427,9 @@ std::vector<LoadClient> run_load(uint16_t port, int clients, int each, int whole
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([=, &seen] {
       LoadClient& mine = seen[c];
-      const std::string client_id = "load-" + std::to_string(c);
+      // One id per round: a round's last message ("executing" null after execution_success)
+      // may reach the next round's socket of the same id, as ComfyUI routes by id.
+      const std::string client_id = "load-" + std::to_string(seeds) + "-" + std::to_string(c);
       WsClient ws(port, "/ws?clientId=" + client_id);
       if (!ws.connected()) return;
       for (int k = 0; k < each; ++k) {
@@ -552,6 +555,39 @@ TEST(ServerWs, KeepaliveStatusReachesEverySocketWhilePromptsRun) {
   EXPECT_LE(busy_statuses(0, 301), 2);
   // Twelve steps of the tiny models last a few hundred ms at least; at 20 ms it hears more.
   EXPECT_GE(busy_statuses(0.02, 302), 5);
+}
+
+// --preview-method latent2rgb: after each sampling step the prompt's client gets ComfyUI's binary
+// preview message (event 1, format 1, a JPEG of the latent's size); with none (the default) it
+// gets no binary message.
+TEST(ServerWs, LatentPreviewsFollowEachSamplingStep) {
+  auto previews = [](const std::string& method, int64_t seed) {
+    ServerOptions options;
+    options.port = 0;
+    options.user_dir = TestServer::shared().folders().root / ("preview_user_" + method);
+    options.preview_method = method;
+    ComfyServer server(options, TestServer::shared().engine(), fs::path());
+    WsClient ws(server.port(), "/ws?clientId=previewer");
+    EXPECT_TRUE(ws.connected());
+    const HttpReply queued = http_request(
+        server.port(), "POST", "/prompt",
+        json({{"prompt", tiny_t2v_prompt(seed, /*steps=*/3)}, {"client_id", "previewer"}}).dump());
+    EXPECT_EQ(queued.status, 200) << queued.body;
+    std::vector<json> seen;
+    EXPECT_TRUE(ws.wait_for("execution_success", &seen));
+    return ws.binary_messages();
+  };
+  EXPECT_TRUE(previews("none", 401).empty());
+  const std::vector<std::string> frames = previews("latent2rgb", 402);
+  ASSERT_EQ(frames.size(), 3u);  // one per step of the 3
+  for (const std::string& frame : frames) {
+    ASSERT_GT(frame.size(), 12u);
+    EXPECT_EQ(frame.substr(0, 8), std::string("\0\0\0\1\0\0\0\1", 8));  // PREVIEW_IMAGE, JPEG
+    const media::LoadedImage image = media::decode_image(
+        reinterpret_cast<const uint8_t*>(frame.data()) + 8, frame.size() - 8, "preview");
+    // The tiny t2v prompt is 64x64: its latent, and so its preview, is 8x8.
+    EXPECT_EQ(image.image.sizes(), (std::vector<int64_t>{1, 8, 8, 3}));
+  }
 }
 
 }  // namespace

@@ -93,8 +93,8 @@ TEST(ModelConfig, TextLenBesideAnEncoderIsBounded) {
   EXPECT_EQ(text_len_beside(weights, 512), 512);  // no sidecar
   scratch.write("t5_config.json", R"({"text_len": 77})");
   EXPECT_EQ(text_len_beside(weights, 512), 77);
-  for (const std::string& value : {"20000000", "0", "-5", "\"512\"", "5.5"}) {
-    scratch.write("t5_config.json", "{\"text_len\": " + value + "}");
+  for (const char* value : {"20000000", "0", "-5", "\"512\"", "5.5"}) {
+    scratch.write("t5_config.json", std::string("{\"text_len\": ") + value + "}");
     EXPECT_TRUE(has(load_error([&] { text_len_beside(weights, 512); }), "text_len")) << value;
   }
 }
