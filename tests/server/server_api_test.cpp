@@ -268,9 +268,22 @@ TEST(ServerPrompt, EachClientGetsOnlyItsOwnPromptsMessages) {
   for (const auto& message : seen_other) EXPECT_EQ(message["type"], "status") << message.dump();
 }
 
+// Every file under `root` (names only), for "the interrupted prompt wrote nothing".
+std::set<std::string> files_under(const fs::path& root) {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    names.insert(fs::relative(it->path(), root, ec).string());
+  return names;
+}
+
 TEST(ServerQueue, ListsDeletesClearsAndInterrupts) {
   WsClient ws(port(), "/ws?clientId=client-queue");
   ASSERT_TRUE(ws.connected());
+  const auto& folders = TestServer::shared().folders();
+  const std::set<std::string> outputs_before = files_under(folders.output);
+  const std::set<std::string> temp_before = files_under(folders.temp);
   // A long Sample (many steps) keeps the executor busy while the queue is inspected.
   const std::string running = queue_prompt(tiny_t2v_prompt(41, 1000), "client-queue")["prompt_id"];
   std::vector<json> seen;
@@ -299,6 +312,9 @@ TEST(ServerQueue, ListsDeletesClearsAndInterrupts) {
   EXPECT_EQ(entry["status"]["status_str"], "error");
   EXPECT_EQ(entry["memory_report"]["outcome"], "cancelled");
   EXPECT_TRUE(get("/history/" + second).json().empty());
+  // Neither the interrupted prompt nor the deleted ones left a file, whole or partial.
+  EXPECT_EQ(files_under(folders.output), outputs_before);
+  EXPECT_EQ(files_under(folders.temp), temp_before);
 }
 
 // The queue is bounded (--max-queue, 64 in these tests): one more pending prompt is a 503 in
