@@ -7,15 +7,20 @@ const { chromium } = require('playwright-core');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function openWorkflow(url, workflow, profile) {
+// Debian's Chromium, headless, in a fresh profile folder (what any browser check here starts).
+async function launchChromium(profile) {
   fs.rmSync(profile, { recursive: true, force: true });
-  const context = await chromium.launchPersistentContext(profile, {
+  return chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1600, height: 1000 },
   });
+}
+
+async function openWorkflow(url, workflow, profile) {
+  const context = await launchChromium(profile);
   try {
     const page = context.pages()[0] || (await context.newPage());
     await page.goto(url, { waitUntil: 'load', timeout: 120000 });
@@ -32,4 +37,4 @@ async function openWorkflow(url, workflow, profile) {
   }
 }
 
-module.exports = { openWorkflow, sleep };
+module.exports = { launchChromium, openWorkflow, sleep };

@@ -7,7 +7,7 @@
 // Exit 0: passed; 1: failed (one line says why); 77: skipped (no chromium or playwright-core).
 const fs = require('fs');
 const path = require('path');
-const { spawn } = require('child_process');
+const { startServe } = require('./serve_process.js');
 
 const [serveBinary, repo, work, screenshot] = process.argv.slice(2);
 const kSkip = 77;
@@ -19,9 +19,9 @@ function skip(why) {
   process.exit(kSkip);
 }
 
-let chromium;
+let launchChromium;
 try {
-  ({ chromium } = require(path.join(repo, 'scripts/comfyui_check/node_modules/playwright-core')));
+  ({ launchChromium } = require(path.join(repo, 'scripts/comfyui_check/open_workflow.js')));
 } catch (e) {
   skip('playwright-core is not installed in scripts/comfyui_check/node_modules ' +
        '(cd scripts/comfyui_check && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install)');
@@ -40,23 +40,10 @@ const kSets = {
 function startServer() {
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
-  const args = ['--port', '0', '--models', path.join(repo, 'tests/data/models'),
-                '--output', path.join(work, 'output'), '--input', path.join(work, 'input'),
-                '--user-directory', path.join(work, 'user'), '--vram', '40MiB', '--reserve', '0'];
-  const child = spawn(serveBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => { log += d; });
-  const port = new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`wan-serve exited with ${code}: ${log.slice(-400)}`)));
-    setTimeout(() => reject(new Error('wan-serve did not print its port within 20 s')), 20000);
-  });
-  return { child, port, log: () => log };
+  return startServe(serveBinary, [
+    '--models', path.join(repo, 'tests/data/models'), '--output', path.join(work, 'output'),
+    '--input', path.join(work, 'input'), '--user-directory', path.join(work, 'user'),
+    '--vram', '40MiB', '--reserve', '0']);
 }
 
 async function main() {
@@ -68,13 +55,7 @@ async function main() {
     skip('wan-serve found no frontend (pip install comfyui-frontend-package==1.27.10 into .venv)');
   }
   const problems = [];
-  const context = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-    executablePath: kChromium,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1600, height: 1000 },
-  });
+  const context = await launchChromium(path.join(work, 'profile'));
   try {
     const page = context.pages()[0] || (await context.newPage());
     page.on('console', (m) => { if (m.type() === 'error') problems.push('console: ' + m.text() + ' at ' + (m.location() || {}).url); });

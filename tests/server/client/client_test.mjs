@@ -5,7 +5,7 @@
 //
 //   node client_test.mjs WAN_SERVE WAN_RUN REPO_ROOT WORK_DIR
 // Exit 0: passed; 1: failed (one line says why); 77: skipped (the SDK is not installed).
-import { spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import fs from 'fs';
 import path from 'path';
 import { createRequire } from 'module';
@@ -22,6 +22,7 @@ try {
   process.exit(kSkip);
 }
 const { ComfyApi, CallWrapper, PromptBuilder } = sdk;
+const { startServe } = createRequire(import.meta.url)('../serve_process.js');
 
 const engineFlags = (dir) => ['--models', path.join(repo, 'tests/data/models'),
                               '--output', path.join(dir, 'output'), '--input', path.join(dir, 'input'),
@@ -68,20 +69,7 @@ function toApiPrompt(workflow, objectInfo) {
 }
 
 function startServer(dir) {
-  const child = spawn(serveBinary, ['--port', '0', '--user-directory', path.join(dir, 'user'),
-                                    ...engineFlags(dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stderr.on('data', (d) => { log += d; });
-  const port = new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`wan-serve exited with ${code}: ${log.slice(-400)}`)));
-  });
-  return { child, port };
+  return startServe(serveBinary, ['--user-directory', path.join(dir, 'user'), ...engineFlags(dir)]);
 }
 
 async function main() {
