@@ -20,6 +20,7 @@
 #include "server/comfy_server.h"
 #include "server/engine.h"
 #include "server/http_client.h"
+#include "nodes/wan_nodes.h"
 
 namespace {
 
@@ -41,7 +42,7 @@ double median(std::vector<double> values) {
 
 // The shipped t2v workflow on the tiny models (the runner tests' settings), one sampling step.
 json tiny_prompt(const fs::path& source, int64_t seed) {
-  const auto& registry = wan::graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = wan::graph::to_api_prompt(
       wan::graph::read_json_file(source / "workflows" / "t2v" / "baseline.json"), registry);
   for (const std::string set :

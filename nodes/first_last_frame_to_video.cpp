@@ -3,12 +3,15 @@
 #include "nodes/socket_types.h"
 #include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
+#include "plan/activation_estimates.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
 void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
                                 const at::Tensor& first, const at::Tensor& last,
                                 pipeline::WanConditioning& cond);
+void plan_image_conditioning(const graph::Values& in, plan::PlanContext& plan, int64_t images);
 
 class FirstLastFrameToVideo : public graph::Node {
  public:
@@ -16,12 +19,12 @@ class FirstLastFrameToVideo : public graph::Node {
     graph::NodeSchema schema("FirstLastFrameToVideo", kCategoryConditioning);
     schema.display_name("Wan First-Last Frame to Video")
         .description("CLIP features of both frames and their VAE latent, for an flf2v DiT.")
-        .input(graph::Socket("vae", "WAN_VAE"))
-        .input(graph::Socket("clip_vision", "WAN_CLIP_VISION"))
+        .input(socket<VaeSocket>("vae"))
+        .input(socket<ClipVisionSocket>("clip_vision"))
         .input(graph::Socket("start_image", "IMAGE"))
         .input(graph::Socket("end_image", "IMAGE"));
     add_video_size_inputs(schema);
-    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+    return add_vae_tiling_inputs(schema).output(CondSocket::kType, "cond");
   }
 
   void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
@@ -40,7 +43,15 @@ class FirstLastFrameToVideo : public graph::Node {
     compute_image_conditioning(in, run, first, last, socket->cond);
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    plan_image_conditioning(in, plan, 2);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(FirstLastFrameToVideo);
+
+void register_first_last_frame_to_video(graph::NodeRegistry& registry) {
+  registry.add<FirstLastFrameToVideo>();
+}
 
 }  // namespace wan::nodes

@@ -3,12 +3,15 @@
 #include "nodes/socket_types.h"
 #include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
+#include "plan/activation_estimates.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
 void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
                                 const at::Tensor& first, const at::Tensor& last,
                                 pipeline::WanConditioning& cond);
+void plan_image_conditioning(const graph::Values& in, plan::PlanContext& plan, int64_t images);
 
 class ImageToVideo : public graph::Node {
  public:
@@ -16,11 +19,11 @@ class ImageToVideo : public graph::Node {
     graph::NodeSchema schema("ImageToVideo", kCategoryConditioning);
     schema.display_name("Wan Image to Video")
         .description("CLIP features of the start image and its VAE latent, for an i2v DiT.")
-        .input(graph::Socket("vae", "WAN_VAE"))
-        .input(graph::Socket("clip_vision", "WAN_CLIP_VISION"))
+        .input(socket<VaeSocket>("vae"))
+        .input(socket<ClipVisionSocket>("clip_vision"))
         .input(graph::Socket("start_image", "IMAGE"));
     add_video_size_inputs(schema);
-    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+    return add_vae_tiling_inputs(schema).output(CondSocket::kType, "cond");
   }
 
   void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
@@ -37,13 +40,20 @@ class ImageToVideo : public graph::Node {
     compute_image_conditioning(in, run, image, at::Tensor(), socket->cond);
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    plan_image_conditioning(in, plan, 1);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(ImageToVideo);
+
+void register_image_to_video(graph::NodeRegistry& registry) { registry.add<ImageToVideo>(); }
 
 // Shared with FirstLastFrameToVideo: CLIP, then the VAE, each on the device only while it computes.
 void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
                                 const at::Tensor& first, const at::Tensor& last,
                                 pipeline::WanConditioning& cond) {
+  const auto options = vae_run_options_of(in, run.node_label());
   at::NoGradGuard no_grad;
   {
     const auto clip_socket = in.object<ClipVisionSocket>("clip_vision");
@@ -57,7 +67,30 @@ void compute_image_conditioning(const graph::Values& in, graph::RunContext& run,
   models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
   cond.y = run.devices().to_cpu(
       pipeline::conditioning_latent(vae, first, last, cond.shape, lease.device(),
-                                    vae_run_options_of(in)));
+                                    options));
+}
+
+// compute_image_conditioning's memory: CLIP on `images` frames (FLF2V encodes its two as one
+// batch), then the VAE encode with the video moved in; the result in CPU memory.
+void plan_image_conditioning(const graph::Values& in, plan::PlanContext& plan, int64_t images) {
+  const auto shape = video_shape_of(in);
+  auto& clip = plan.model("clip_vision");
+  if (!plan.lease(clip, images * plan::clip_activations(clip),
+                  "CLIP activations at " + std::to_string(images) + " x " +
+                      std::to_string(models::kClipTokensPerImage) + " tokens"))
+    return;
+  auto& vae = plan.model("vae");
+  const int64_t video = 3 * shape.frames * shape.height * shape.width * 4;
+  const int64_t act = plan::vae_encode_activation_bytes(
+      vae, shape, in.has("tile_size") ? in.integer("tile_size") : 0);
+  if (!plan.lease(vae, act, "VAE encode activations", video)) return;
+  // float32 y (4 mask + 16 latent channels) and the CLIP features [images, 257, width].
+  plan::PlannedValue cond;
+  cond.shape = shape;
+  cond.cpu_bytes = 20 * plan::latent_bytes(shape) / 16 +
+                   images * models::kClipTokensPerImage * clip.clip_width * 4;
+  plan.hold(cond);
+  plan.set_output(0, cond);
 }
 
 }  // namespace wan::nodes

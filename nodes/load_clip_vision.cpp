@@ -4,6 +4,8 @@
 #include "models/clip/clip_vision.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "plan/plan_context.h"
+#include "plan/weights_plan.h"
 
 namespace wan::nodes {
 
@@ -16,7 +18,7 @@ class LoadClipVision : public graph::Node {
         .input(graph::ModelFile("model_name", "clip_vision"))
         .input(placement_input("offload"))
         .input(graph::Choice("dtype", {"fp16", "bf16", "fp32"}).default_to("fp16"))
-        .output("WAN_CLIP_VISION", "clip_vision");
+        .output(ClipVisionSocket::kType, "clip_vision");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -31,7 +33,19 @@ class LoadClipVision : public graph::Node {
     spdlog::info("LoadCLIPVision: {} -> {}", path, in.string("placement"));
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    auto clip = plan::clip_vision_weights(plan, in.string("model_name"),
+                                          parse_dtype(in.string("dtype"), plan.node_label()));
+    plan::PlannedValue out;
+    out.model = plan.adopt(std::move(clip), "clip_vision", in.string("placement"));
+    plan.set_output(0, out);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(LoadClipVision);
+
+void register_load_clip_vision(graph::NodeRegistry& registry) {
+  registry.add<LoadClipVision>();
+}
 
 }  // namespace wan::nodes

@@ -5,6 +5,8 @@
 #include "models/dit/wan_dit.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "plan/plan_context.h"
+#include "plan/weights_plan.h"
 
 namespace wan::nodes {
 
@@ -22,17 +24,14 @@ class LoadDit : public graph::Node {
                    .tooltip("dtype the weights are kept in; as_stored keeps each as the file "
                             "stores it (fp8 too), cast to compute_dtype per layer as it computes"))
         .input(graph::Choice("compute_dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
-        .output("WAN_DIT", "dit");
+        .output(DitSocket::kType, "dit");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
     const auto path = run.model_path("diffusion_models", in.string("model_name")).string();
     const auto compute = parse_dtype(in.string("compute_dtype"), run.node_label());
     const auto& weight_choice = in.string("weight_dtype");
-    const auto weights = weight_choice == "as_stored"
-                             ? std::nullopt
-                             : std::optional<at::ScalarType>(
-                                   parse_dtype(weight_choice, run.node_label()));
+    const auto weights = weight_dtype_of(in, run.node_label());
     auto dit = models::load_wan_dit(path, weights, compute);
     auto socket = std::make_shared<DitSocket>();
     socket->file = path;
@@ -43,7 +42,27 @@ class LoadDit : public graph::Node {
                  c10::toString(compute), in.string("placement"));
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    auto dit = plan::dit_weights(plan, in.string("model_name"),
+                                 weight_dtype_of(in, plan.node_label()),
+                                 parse_dtype(in.string("compute_dtype"), plan.node_label()));
+    plan::PlannedValue out;
+    out.model = plan.adopt(std::move(dit), "dit", in.string("placement"));
+    plan.set_output(0, out);
+    return true;
+  }
+
+ private:
+  // as_stored keeps each tensor as the file stores it: no dtype.
+  static std::optional<at::ScalarType> weight_dtype_of(const graph::Values& in,
+                                                       const std::string& where) {
+    const auto& choice = in.string("weight_dtype");
+    if (choice == "as_stored") return std::nullopt;
+    return parse_dtype(choice, where);
+  }
 };
-WAN_REGISTER_NODE(LoadDit);
+
+void register_load_dit(graph::NodeRegistry& registry) { registry.add<LoadDit>(); }
 
 }  // namespace wan::nodes

@@ -3,6 +3,7 @@
 // gives a VIDEO from one file.
 #include "media/video_file.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -23,7 +24,14 @@ class WanLoadImageFrames : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
     return {media::load_video(input_path(run, in.string("frames")), in.integer("frame_load_cap"))};
   }
+
+  // The decoded file stays in CPU memory, small next to the models; its size is not known
+  // before decoding, so it is not counted (docs/memory_plan.md).
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(WanLoadImageFrames);
+
+void register_load_image_frames(graph::NodeRegistry& registry) {
+  registry.add<WanLoadImageFrames>();
+}
 
 }  // namespace wan::nodes

@@ -9,6 +9,8 @@
 #include "models/common/model_config.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "plan/plan_context.h"
+#include "plan/weights_plan.h"
 
 namespace wan::nodes {
 
@@ -38,9 +40,9 @@ class LoadT5 : public graph::Node {
                    .no_file_value("from_checkpoint")
                    .tooltip("a spiece.model (or a folder holding one) under tokenizers/, or "
                             "from_checkpoint when the weights carry it"))
-        .input(placement_input("offload"))
+        .input(placement_input("offload", /*streams_blocks=*/true))
         .input(graph::Choice("dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
-        .output("WAN_T5", "t5");
+        .output(T5Socket::kType, "t5");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -61,12 +63,24 @@ class LoadT5 : public graph::Node {
     return {socket};
   }
 
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    const auto& tokenizer = in.string("tokenizer");
+    const std::string tokenizer_path =
+        tokenizer == "from_checkpoint" ? "" : plan.model_file("tokenizers", tokenizer).string();
+    auto t5 = plan::t5_weights(plan, in.string("model_name"),
+                               parse_dtype(in.string("dtype"), plan.node_label()), tokenizer_path);
+    plan::PlannedValue out;
+    out.model = plan.adopt(std::move(t5), "t5", in.string("placement"));
+    plan.set_output(0, out);
+    return true;
+  }
+
  private:
   // text_len is not in the weights: a "<stem>_config.json" beside them may set it.
   static int64_t text_len_for(const std::string& path) {
     return models::text_len_beside(path, kOfficialTextLen);
   }
 };
-WAN_REGISTER_NODE(LoadT5);
+void register_load_t5(graph::NodeRegistry& registry) { registry.add<LoadT5>(); }
 
 }  // namespace wan::nodes

@@ -4,6 +4,8 @@
 #include "models/vae/wan_vae.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "plan/plan_context.h"
+#include "plan/weights_plan.h"
 
 namespace wan::nodes {
 
@@ -16,7 +18,7 @@ class LoadVae : public graph::Node {
         .input(graph::ModelFile("model_name", "vae"))
         .input(placement_input("gpu"))
         .input(graph::Choice("dtype", {"fp32", "bf16", "fp16"}).default_to("fp32"))
-        .output("WAN_VAE", "vae");
+        .output(VaeSocket::kType, "vae");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -29,7 +31,17 @@ class LoadVae : public graph::Node {
     spdlog::info("LoadVAE: {} -> {}", path, in.string("placement"));
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    auto vae = plan::vae_weights(plan, in.string("model_name"),
+                                 parse_dtype(in.string("dtype"), plan.node_label()));
+    plan::PlannedValue out;
+    out.model = plan.adopt(std::move(vae), "vae", in.string("placement"));
+    plan.set_output(0, out);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(LoadVae);
+
+void register_load_vae(graph::NodeRegistry& registry) { registry.add<LoadVae>(); }
 
 }  // namespace wan::nodes

@@ -3,6 +3,8 @@
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
 #include "nodes/video_size_inputs.h"
+#include "plan/activation_estimates.h"
+#include "plan/plan_context.h"
 #include "pipeline/sampling.h"
 #include "samplers/flow_sampler.h"
 
@@ -15,10 +17,10 @@ class Sample : public graph::Node {
     schema.display_name("Wan Sample")
         .description("Denoises from seeded noise with the DiT; the noise is drawn on the CPU, so "
                      "a seed gives the same video on any device.")
-        .input(graph::Socket("dit", "WAN_DIT"))
-        .input(graph::Socket("positive", "WAN_TEXT"))
-        .input(graph::Socket("negative", "WAN_TEXT"))
-        .input(graph::Socket("cond", "WAN_COND").optional()
+        .input(socket<DitSocket>("dit"))
+        .input(socket<TextSocket>("positive"))
+        .input(socket<TextSocket>("negative"))
+        .input(socket<CondSocket>("cond").optional()
                    .tooltip("I2V/FLF2V/VACE conditioning; its width/height/frames must match"));
     add_video_size_inputs(schema)
         .input(graph::Int("seed").default_to(0).min(0).max(int64_t{0x7fffffffffffffff})
@@ -28,7 +30,7 @@ class Sample : public graph::Node {
         .input(graph::Float("shift").default_to(5.0).min(0.0).max(100.0).step(0.1))
         .input(graph::Choice("solver", samplers::flow_solver_names())
                    .default_to(samplers::kDefaultSolver));
-    return schema.output("WAN_LATENT", "latent");
+    return schema.output(kLatentType, "latent");
   }
 
   // The conditioning's video size wins; a Sample whose own size disagrees is a graph error.
@@ -78,7 +80,29 @@ class Sample : public graph::Node {
                                          lease.device());
     return {run.devices().to_cpu(latent)};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    auto& dit = plan.model("dit");
+    const plan::PlannedValue* cond = plan.input("cond");
+    const auto shape = cond ? cond->shape : video_shape_of(in);
+    // The conditioning moves over to where the DiT computes.
+    const int64_t cond_on_device = cond && plan.computes_on_device(dit) ? cond->cpu_bytes : 0;
+    // One DiT call per step, two with classifier-free guidance (cfg 1 skips the negative).
+    const int64_t passes = in.integer("steps") * (in.number("cfg") == 1.0 ? 1 : 2);
+    if (!plan.lease(dit, plan::dit_activations(dit, shape),
+                    "DiT activations at " + std::to_string(plan::dit_tokens(dit.dit, shape)) +
+                        " tokens",
+                    cond_on_device, passes))
+      return true;
+    plan::PlannedValue latent;  // back in CPU memory
+    latent.shape = shape;
+    latent.cpu_bytes = plan::latent_bytes(shape);
+    plan.hold(latent);
+    plan.set_output(0, latent);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(Sample);
+
+void register_sample(graph::NodeRegistry& registry) { registry.add<Sample>(); }
 
 }  // namespace wan::nodes

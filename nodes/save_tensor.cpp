@@ -1,6 +1,7 @@
 // SaveTensor: an IMAGE or WAN_LATENT as float32 safetensors under the key `tensor`.
-#include "media/video_writer.h"
+#include "media/tensor_file.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -21,7 +22,13 @@ class SaveTensor : public graph::Node {
     run.report_ui({{"tensors", ui["images"]}});  // not an image: the frontend lists, not shows it
     return {};
   }
+
+  // Writes a file from its input; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(SaveTensor);
+
+void register_save_tensor(graph::NodeRegistry& registry) {
+  registry.add<SaveTensor>();
+}
 
 }  // namespace wan::nodes

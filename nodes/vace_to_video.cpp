@@ -5,6 +5,8 @@
 #include "nodes/socket_types.h"
 #include "nodes/vae_tiling_inputs.h"
 #include "nodes/video_size_inputs.h"
+#include "plan/activation_estimates.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -15,7 +17,7 @@ class VaceToVideo : public graph::Node {
     schema.display_name("Wan VACE to Video")
         .description("Encodes the control video (split by the masks) and the reference images for "
                      "a vace DiT.")
-        .input(graph::Socket("vae", "WAN_VAE"));
+        .input(socket<VaeSocket>("vae"));
     add_video_size_inputs(schema)
         .input(graph::Float("strength").default_to(1.0).min(0.0).max(10.0).step(0.01)
                    .tooltip("vace_context_scale: how strongly the hints steer the DiT"))
@@ -25,7 +27,7 @@ class VaceToVideo : public graph::Node {
         .input(graph::Socket("reference_image", "IMAGE").optional())
         .input(graph::Socket("reference_image_2", "IMAGE").optional())
         .input(graph::Socket("reference_image_3", "IMAGE").optional());
-    return add_vae_tiling_inputs(schema).output("WAN_COND", "cond");
+    return add_vae_tiling_inputs(schema).output(CondSocket::kType, "cond");
   }
 
   void validate(const graph::NodeView& node, graph::ValidationIssues& issues) const override {
@@ -48,18 +50,44 @@ class VaceToVideo : public graph::Node {
         inputs.reference_images.push_back(first_frame_as_wan_image(in.tensor(name), run.node_label()));
 
     const auto vae_socket = in.object<VaeSocket>("vae");
+    const auto options = vae_run_options_of(in, run.node_label());
     auto socket = std::make_shared<CondSocket>();
     {
       at::NoGradGuard no_grad;
       auto lease = run.devices().lease(vae_socket->model, run.node_label());
       models::WanVae vae(vae_socket->model.module_as<models::WanVaeImpl>());
       socket->cond = pipeline::vace_to_video(vae, inputs, shape, in.number("strength"),
-                                             lease.device(), vae_run_options_of(in));
+                                             lease.device(), options);
       socket->cond.vace_context = run.devices().to_cpu(socket->cond.vace_context);
     }
     return {socket};
   }
+
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    const auto shape = video_shape_of(in);
+    auto& vae = plan.model("vae");
+    const int64_t video = 3 * shape.frames * shape.height * shape.width * 4;
+    const int64_t latent = plan::latent_bytes(shape);
+    // The inactive and the reactive part of the control video are encoded one after the
+    // other; the first result is held meanwhile.
+    const int64_t act = plan::vae_encode_activation_bytes(
+        vae, shape, in.has("tile_size") ? in.integer("tile_size") : 0);
+    if (!plan.lease(vae, act + latent, "VAE encode activations", video)) return true;
+    // The float32 context in CPU memory: 96 channels (inactive and reactive latents, 64 mask
+    // channels) over the latent frames plus one frame per reference image.
+    int64_t references = 0;
+    for (const char* name : {"reference_image", "reference_image_2", "reference_image_3"})
+      references += plan.input(name) ? 1 : 0;
+    const int64_t latent_frame = latent / shape.latent_frames();
+    plan::PlannedValue cond;
+    cond.shape = shape;
+    cond.cpu_bytes = 96 * (latent + references * latent_frame) / 16;
+    plan.hold(cond);
+    plan.set_output(0, cond);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(VaceToVideo);
+
+void register_vace_to_video(graph::NodeRegistry& registry) { registry.add<VaceToVideo>(); }
 
 }  // namespace wan::nodes

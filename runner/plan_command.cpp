@@ -63,9 +63,12 @@ int run_plan(const RunnerOptions& options, const nlohmann::json& prompt,
     nlohmann::json report = result.json;
     if (!resolved.choices.empty()) {
       nlohmann::json choices = nlohmann::json::array();
-      for (const auto& c : resolved.choices)
-        choices.push_back({{"node", c.node_id}, {"class_type", c.class_type},
-                           {"placement", c.placement}, {"why", c.why}});
+      for (const auto& c : resolved.choices) {
+        nlohmann::json entry = {{"node", c.node_id}, {"class_type", c.class_type},
+                                {"input", c.input}, {"value", c.value}, {"why", c.why}};
+        if (c.input == "placement") entry["placement"] = c.value;
+        choices.push_back(std::move(entry));
+      }
       report["auto_placement"] = choices;
       if (resolved.smallest_budget > 0) report["smallest_vram"] = resolved.smallest_budget;
     }
@@ -80,7 +83,7 @@ int run_plan(const RunnerOptions& options, const nlohmann::json& prompt,
 
 int resolve_auto_placement(const RunnerOptions& options, const graph::NodeRegistry& registry,
                            nlohmann::json* prompt) {
-  if (!plan::has_auto_placement(*prompt)) return kExitOk;
+  if (!plan::has_auto_placement(*prompt, registry)) return kExitOk;
   const plan::AutoPlacement resolved =
       plan::resolve_auto_placement(*prompt, registry, plan_options_of(options));
   std::string line;

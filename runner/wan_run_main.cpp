@@ -14,6 +14,7 @@
 #include "runner/progress_display.h"
 #include "runner/runner.h"
 #include "runner/runner_options.h"
+#include "nodes/wan_nodes.h"
 
 namespace {
 
@@ -74,7 +75,7 @@ int run_main(int argc, char** argv) {
   install_signal_handlers();
 
   const int code =
-      run_command(options, wan::graph::NodeRegistry::global(), *display, &g_cancel, &g_signal);
+      run_command(options, wan::nodes::wan_node_registry(), *display, &g_cancel, &g_signal);
   display->finish();
   spdlog::shutdown();
   return code;

@@ -18,6 +18,7 @@
 #include "pipeline/latent_preview.h"
 #include "runner/runner.h"
 #include "runner/runner_options.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::server {
 
@@ -105,7 +106,7 @@ void prompt_ledger(const device::MemoryLedger& ledger, size_t start, json* repor
 struct Engine::State {
   runner::RunnerOptions options;
   EngineFolders folders;
-  const graph::NodeRegistry& registry = graph::NodeRegistry::global();
+  const graph::NodeRegistry& registry = wan::nodes::wan_node_registry();
   std::unique_ptr<device::DeviceManager> devices;
   // After the device manager: the cache holds models the manager tracks, so it goes first.
   std::unique_ptr<graph::Executor> executor;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "device/cuda_backend.h"
+#include "device/out_of_memory_message.h"
 #include "models/common/block_visit.h"
 
 namespace wan::device {
@@ -350,16 +351,8 @@ std::vector<at::Tensor> DeviceManager::copy_in(ModelRecord& record, std::vector<
   };
   auto fail = [&](const std::string& key, const std::string& device, int64_t requested,
                   int64_t free, int64_t capacity) -> OutOfMemory {
-    const std::string hint =
-        record.placement == Placement::kGpu
-            ? "try placement=offload for " + record.name + ", or a larger --vram"
-            : "try placement=cpu for " + record.name +
-                  ", a smaller weight dtype, or a larger --vram";
-    return OutOfMemory(node_label + ": " + device + " out of memory moving " + record.name +
-                           " tensor '" + key + "' (" + format_bytes(requested) + " asked, " +
-                           format_bytes(free) + " free of " + format_bytes(capacity) +
-                           "); the move was undone and " + record.name + " stays in CPU memory; " +
-                           hint,
+    return OutOfMemory(weight_move_oom_message(node_label, device, record.name, record.placement,
+                                               key, requested, free, capacity),
                        device, key, requested, free, capacity);
   };
 

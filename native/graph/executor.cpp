@@ -7,6 +7,7 @@
 #include <set>
 
 #include "device/device_manager.h"
+#include "graph/execution_order.h"
 #include "graph/workflow_json.h"
 
 namespace wan::graph {
@@ -39,6 +40,17 @@ void emit(RunContext& run, ProgressEvent::Kind kind, const std::string& id,
   ProgressEvent event{kind, id, class_type};
   event.wall_ms = wall_ms;
   run.on_progress(event);
+}
+
+// The message of the exception a NodeError wraps.
+std::string cause_message(const NodeError& error) {
+  try {
+    if (error.cause()) std::rethrow_exception(error.cause());
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+  }
+  return error.what();
 }
 
 }  // namespace
@@ -96,48 +108,6 @@ void Executor::clear_cache() {
   last_keys_.clear();
 }
 
-std::vector<std::string> Executor::execution_order(const json& prompt,
-                                                   const std::vector<std::string>& outputs) const {
-  std::vector<std::string> order;
-  std::set<std::string> done;
-  // Depth-first from each output: one output's chain completes before the next starts. The
-  // validator has ruled out cycles. An explicit stack, so a chain of 400k nodes is no deeper
-  // on the call stack than one node.
-  struct Frame {
-    std::string id;
-    std::vector<std::string> ups;  // linked nodes, in input order
-    size_t next = 0;
-  };
-  auto frame_of = [&](const std::string& id) {
-    Frame frame{id, {}, 0};
-    const NodeSchema& schema = registry_.schema(prompt[id]["class_type"].get<std::string>());
-    const json& inputs = prompt[id].value("inputs", json::object());
-    for (const Input* input : schema.ordered_inputs()) {
-      std::string up;
-      int64_t index;
-      auto it = inputs.find(input->id());
-      if (it != inputs.end() && parse_link(*it, &up, &index)) frame.ups.push_back(up);
-    }
-    return frame;
-  };
-  for (const auto& output : outputs) {
-    if (!done.insert(output).second) continue;
-    std::vector<Frame> stack;
-    stack.push_back(frame_of(output));
-    while (!stack.empty()) {
-      Frame& top = stack.back();
-      if (top.next < top.ups.size()) {
-        const std::string up = top.ups[top.next++];
-        if (done.insert(up).second) stack.push_back(frame_of(up));
-        continue;
-      }
-      order.push_back(top.id);
-      stack.pop_back();
-    }
-  }
-  return order;
-}
-
 std::map<std::string, uint64_t> Executor::signatures(const json& prompt,
                                                      const std::vector<std::string>& order) {
   std::map<std::string, uint64_t> keys;
@@ -176,13 +146,50 @@ std::map<std::string, uint64_t> Executor::signatures(const json& prompt,
   return keys;
 }
 
+Values run_node(const NodeRegistry& registry, const std::string& node_id,
+                const std::string& class_type, Values in, RunContext& run) {
+  const NodeSchema& schema = registry.schema(class_type);
+  run.node_id_ = node_id;
+  run.class_type_ = class_type;
+  const std::string label = run.node_label();
+  try {
+    in.set_owner(label);
+    for (const Input* input : schema.ordered_inputs()) {
+      if (in.has(input->id())) continue;
+      if (input->is_widget() && !input->default_value().is_null())
+        in.set(input->id(), literal_value(input->default_value(), *input));
+      else if (!input->is_optional())
+        throw ValidationError(label + ": required input '" + input->id() + "' is missing");
+    }
+    run.check_cancelled();
+    begin_stage(run, node_id, class_type);
+    emit(run, ProgressEvent::Kind::kNodeStarted, node_id, class_type);
+    Values out = registry.create(class_type)->execute(in, run);
+    if (out.size() != schema.outputs().size())
+      throw Error(label + ": returned " + std::to_string(out.size()) +
+                  " outputs, its schema declares " + std::to_string(schema.outputs().size()));
+    out.set_owner(label);
+    end_stage(run);
+    return out;
+  } catch (const Cancelled&) {
+    end_stage(run, "cancelled");
+    throw;
+  } catch (const std::exception& e) {
+    end_stage(run, e.what());
+    const std::string message = e.what();
+    // Node messages usually start with the label already; don't say it twice.
+    throw NodeError(node_id, class_type, std::current_exception(),
+                    message.rfind(label, 0) == 0 ? message : label + ": " + message);
+  }
+}
+
 RunReport Executor::run(const json& prompt, RunContext& run) {
   last_report_ = RunReport{};
   const auto run_start = Clock::now();
   ValidationResult validation = validate_prompt(prompt, registry_, {run.models_dir, run.output_dir, run.input_dir});
   if (!validation.ok) throw InvalidPrompt(validation.to_json());
 
-  const std::vector<std::string> order = execution_order(prompt, validation.outputs);
+  const std::vector<std::string> order = execution_order(prompt, registry_, validation.outputs);
   last_keys_ = signatures(prompt, order);
   std::vector<uint64_t> created;
   auto finish = [&] {
@@ -208,11 +215,17 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       continue;
     }
 
-    run.node_id_ = id;
-    run.class_type_ = entry.class_type;
     const auto node_start = Clock::now();
+    // The report keeps the node's own message; NodeError's adds the label.
+    auto failed = [&](const std::string& message) {
+      entry.outcome = NodeRun::Outcome::kError;
+      entry.error = message;
+      entry.wall_ms = ms_since(node_start);
+      last_report_.nodes.push_back(entry);
+      spdlog::error("{} failed: {}", label, message);
+      finish();
+    };
     try {
-      run.check_cancelled();
       const json& inputs = node.value("inputs", json::object());
       Values in = literal_values(inputs, schema);
       for (const Input& input : schema.inputs()) {
@@ -223,19 +236,10 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
           in.set(input.id(), cache_.at(last_keys_.at(up))[static_cast<size_t>(index)]);
         }
       }
-      in.set_owner(label);
-      begin_stage(run, id, entry.class_type);
-      emit(run, ProgressEvent::Kind::kNodeStarted, id, entry.class_type);
-      Values out = registry_.create(entry.class_type)->execute(in, run);
-      if (out.size() != schema.outputs().size()) {
-        throw Error(label + ": returned " + std::to_string(out.size()) +
-                    " outputs, its schema declares " + std::to_string(schema.outputs().size()));
-      }
-      out.set_owner(label);
+      Values out = run_node(registry_, id, entry.class_type, std::move(in), run);
       cache_[key] = std::move(out);
       created.push_back(key);
     } catch (const Cancelled&) {
-      end_stage(run, "cancelled");
       entry.outcome = NodeRun::Outcome::kCancelled;
       entry.wall_ms = ms_since(node_start);
       last_report_.nodes.push_back(entry);
@@ -244,20 +248,13 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       spdlog::info("run cancelled in {}", label);
       finish();
       throw;
-    } catch (const std::exception& e) {
-      end_stage(run, e.what());
-      entry.outcome = NodeRun::Outcome::kError;
-      entry.error = e.what();
-      entry.wall_ms = ms_since(node_start);
-      last_report_.nodes.push_back(entry);
-      spdlog::error("{} failed: {}", label, e.what());
-      finish();
-      const std::string message = e.what();
-      // Node messages usually start with the label already; don't say it twice.
-      throw NodeError(id, entry.class_type, std::current_exception(),
-                      message.rfind(label, 0) == 0 ? message : label + ": " + message);
+    } catch (const NodeError& e) {
+      failed(cause_message(e));
+      throw;
+    } catch (const std::exception& e) {  // resolving the inputs failed
+      failed(e.what());
+      throw NodeError(id, entry.class_type, std::current_exception(), label + ": " + e.what());
     }
-    end_stage(run);
     entry.wall_ms = ms_since(node_start);
     last_report_.nodes.push_back(entry);
     emit(run, ProgressEvent::Kind::kNodeFinished, id, entry.class_type, entry.wall_ms);

@@ -59,6 +59,14 @@ class NodeError : public Error {
   std::exception_ptr cause_;
 };
 
+// Runs node `node_id` of `class_type` on `in` (links already resolved), as the executor and the
+// ComfyUI binding both do: the schema's defaults fill absent widget inputs (an absent required
+// input is an error), the node's memory-ledger stage and its kNodeStarted event open, the run's
+// cancellation is checked, execute() runs, and its output count is checked against the schema.
+// The context names the node meanwhile. Throws NodeError (the message starts with the node's
+// label; cause() is the original exception), or wan::Cancelled.
+// (Declared in graph/node_registry.h, a friend of RunContext.)
+
 class Executor {
  public:
   explicit Executor(const NodeRegistry& registry) : registry_(registry) {}
@@ -76,9 +84,6 @@ class Executor {
   void clear_cache();
 
  private:
-  // Output nodes' ancestors, each after everything it reads.
-  std::vector<std::string> execution_order(const nlohmann::json& prompt,
-                                           const std::vector<std::string>& outputs) const;
   // Interns the signature text of each node in `order`; returns node id -> cache key.
   std::map<std::string, uint64_t> signatures(const nlohmann::json& prompt,
                                              const std::vector<std::string>& order);

@@ -79,11 +79,6 @@ std::string RunContext::node_label() const {
   return class_type_ + " (node " + node_id_ + ")";
 }
 
-NodeRegistry& NodeRegistry::global() {
-  static NodeRegistry registry;
-  return registry;
-}
-
 void NodeRegistry::add(NodeSchema schema, Factory factory) {
   const std::string name = schema.name();
   if (entries_.count(name)) {

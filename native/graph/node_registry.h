@@ -4,8 +4,9 @@
 //    public:
 //     static NodeSchema schema();
 //     Values execute(const Values& in, RunContext& run) override;
+//     bool plan(const Values& in, plan::PlanContext& plan) const override;
 //   };
-//   WAN_REGISTER_NODE(LoadVae);
+//   registry.add<LoadVae>();  // in nodes/wan_nodes.cpp's register_wan_nodes
 #pragma once
 #include <atomic>
 #include <filesystem>
@@ -23,8 +24,17 @@
 namespace wan::device {
 class DeviceManager;  // placement and memory budget; defined by native/device/
 }  // namespace wan::device
+namespace wan::plan {
+class PlanContext;  // the memory planner's view of a run; defined by native/plan/plan_context.h
+}  // namespace wan::plan
 
 namespace wan::graph {
+
+class NodeRegistry;
+struct RunContext;
+// One node's execution (graph/executor.h); sets the running node on the context.
+Values run_node(const NodeRegistry& registry, const std::string& node_id,
+                const std::string& class_type, Values in, RunContext& run);
 
 // What a node's validate() sees of the graph before anything runs: its literal inputs (converted
 // per schema, optional defaults filled) and, for each linked input, the node on the other end.
@@ -110,6 +120,8 @@ struct RunContext {
 
  private:
   friend class Executor;
+  friend Values run_node(const NodeRegistry& registry, const std::string& node_id,
+                         const std::string& class_type, Values in, RunContext& run);
   std::string node_id_, class_type_;
 };
 
@@ -123,14 +135,20 @@ class Node {
     (void)node;
     (void)issues;
   }
+  // What execute() will hold and move in memory, declared to the planner (`--plan`, `auto`
+  // placement) from literal inputs and the planned values of linked ones, without loading or
+  // computing anything heavy. Returns false when the node declares no plan: the planner then
+  // refuses the prompt rather than count the node as free.
+  virtual bool plan(const Values& in, plan::PlanContext& plan) const {
+    (void)in;
+    (void)plan;
+    return false;
+  }
 };
 
 class NodeRegistry {
  public:
   using Factory = std::function<std::unique_ptr<Node>()>;
-
-  // The registry WAN_REGISTER_NODE fills.
-  static NodeRegistry& global();
 
   template <class T>
   void add() {
@@ -157,9 +175,3 @@ class NodeRegistry {
 };
 
 }  // namespace wan::graph
-
-// Registers a Node subclass in NodeRegistry::global() at static-initialisation time. Use it in the
-// node's .cpp, in the namespace of the type.
-#define WAN_REGISTER_NODE(Type)                              \
-  [[maybe_unused]] static const bool wan_registered_##Type = \
-      (::wan::graph::NodeRegistry::global().add<Type>(), true)

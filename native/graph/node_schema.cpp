@@ -93,6 +93,11 @@ Input& Input::no_file_value(std::string value) {
   no_file_values_.push_back(std::move(value));
   return *this;
 }
+Input& Input::planner_choice(int64_t auto_value, std::vector<int64_t> candidates) {
+  planner_auto_value_ = auto_value;
+  planner_candidates_ = std::move(candidates);
+  return *this;
+}
 
 bool Input::is_widget() const {
   if (force_input_) return false;

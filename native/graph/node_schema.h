@@ -86,6 +86,10 @@ class Input {
   Input& allow_folder(bool on = true);
   // With model_folder: a value that names no file ("from_checkpoint"); it is not checked.
   Input& no_file_value(std::string value);
+  // INT: the value `auto_value` asks the memory planner to choose among `candidates`, in order
+  // of preference, the first with which the prompt fits (placement auto's search,
+  // plan/auto_placement.h); it is resolved before anything runs.
+  Input& planner_choice(int64_t auto_value, std::vector<int64_t> candidates);
 
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
@@ -108,6 +112,9 @@ class Input {
   bool allows_folder() const { return allow_folder_; }
   const std::vector<std::string>& no_file_values() const { return no_file_values_; }
   const std::string& upload_kind() const { return upload_; }  // "" when no upload button
+  bool has_planner_choice() const { return !planner_candidates_.empty(); }
+  int64_t planner_auto_value() const { return planner_auto_value_; }
+  const std::vector<int64_t>& planner_candidates() const { return planner_candidates_; }
 
   // The combo's options now: the static list, what the provider finds under models_dir, or for
   // an upload combo the files of that kind in input_dir.
@@ -133,6 +140,8 @@ class Input {
   bool allow_folder_ = false;
   std::vector<std::string> no_file_values_;
   std::string upload_;
+  int64_t planner_auto_value_ = 0;
+  std::vector<int64_t> planner_candidates_;
 };
 
 Input Int(std::string id);

@@ -19,7 +19,6 @@ extern "C" {
 #include <vector>
 
 #include "core/error.h"
-#include "io/safetensors.h"
 #include "media/image_file.h"
 #include "media/video_file.h"
 
@@ -380,13 +379,6 @@ void write_png_folder(const std::string& temp, const at::Tensor& rgb8,
   }
 }
 
-at::Tensor float_tensor(const at::Tensor& tensor, const std::string& what) {
-  if (!tensor.defined()) throw ValidationError(what + ": no tensor given");
-  if (!at::isFloatingType(tensor.scalar_type()))
-    throw ValidationError(what + ": expected a floating tensor, got " + c10::str(tensor.scalar_type()));
-  return tensor.detach().to(at::kCPU, at::kFloat).contiguous();
-}
-
 }  // namespace
 
 void save_webp(const std::string& path, const at::Tensor& images, double fps,
@@ -432,10 +424,6 @@ std::vector<uint8_t> encode_rgba_png(const at::Tensor& rgba8, const std::string&
   if (!encode_png(rows.data(), width, height, nullptr, 0, &out, error, 4, PNG_COLOR_TYPE_RGBA))
     throw Error(origin + ": PNG encoding failed: " + error);
   return out;
-}
-
-void save_tensor_file(const std::string& path, const at::Tensor& tensor) {
-  io::save_safetensors(path, {{"tensor", float_tensor(tensor, path)}});
 }
 
 VideoFormat parse_video_format(const std::string& name) {
@@ -503,21 +491,6 @@ SavedOutput save_video(const std::string& output_dir, const std::string& filenam
         }
       });
   spdlog::info("SaveVideo: {} ({} frames {}x{})", saved.path, rgb8.size(0), rgb8.size(2), rgb8.size(1));
-  return saved;
-}
-
-SavedOutput save_tensor(const std::string& output_dir, const std::string& filename_prefix,
-                        const at::Tensor& tensor) {
-  at::Tensor t = float_tensor(tensor, "SaveTensor");
-  // %width%/%height%: IMAGE [F, H, W, 3] or a latent [..., H, W].
-  bool image = t.dim() == 4 && t.size(3) == 3;
-  int64_t width = image ? t.size(2) : t.dim() >= 2 ? t.size(-1) : 0;
-  int64_t height = image ? t.size(1) : t.dim() >= 2 ? t.size(-2) : 0;
-  SavedOutput saved = save_with_counter(output_dir, filename_prefix, "safetensors", width, height,
-                                        [&](const std::string& temp) {
-                                          io::save_safetensors(temp, {{"tensor", t}});
-                                        });
-  spdlog::info("SaveTensor: {} {}", saved.path, c10::str(t.sizes()));
   return saved;
 }
 

@@ -51,9 +51,6 @@ void save_png_frames(const std::string& folder, const at::Tensor& images,
 // 8-bit RGBA PNG bytes (zlib level 4, as ComfyUI saves a merged mask) of uint8 [H, W, 4].
 std::vector<uint8_t> encode_rgba_png(const at::Tensor& rgba8, const std::string& origin);
 
-// Float32 safetensors with the single key "tensor" (any tensor: IMAGE, WAN_LATENT, ...).
-void save_tensor_file(const std::string& path, const at::Tensor& tensor);
-
 // The SaveVideo node's formats.
 enum class VideoFormat { kWebp, kMp4, kPng };
 // "webp" | "mp4" | "png"; anything else is a ValidationError listing the choices.
@@ -76,8 +73,5 @@ std::vector<SavedOutput> save_images(const std::string& output_dir,
                                      const OutputMetadata& metadata, int compress_level = 4,
                                      const FrameProgress& progress = {});
 
-// SaveTensor: "<prefix>_<counter:05>_.safetensors" under output_dir, as save_tensor_file.
-SavedOutput save_tensor(const std::string& output_dir, const std::string& filename_prefix,
-                        const at::Tensor& tensor);
 
 }  // namespace wan::media

@@ -1,11 +1,8 @@
 // The media API of a build without codec libraries (cmake -DWAN_WITH_MEDIA=OFF, the device
 // machine's build): whatever reads or writes an image, video or metadata container throws an
 // error saying so, naming what was asked for. SaveTensor keeps working (safetensors needs no
-// codec), so graphs ending in it run end to end.
-#include <spdlog/spdlog.h>
-
+// codec; media/tensor_file.cpp is in both builds), so graphs ending in it run end to end.
 #include "core/error.h"
-#include "io/safetensors.h"
 #include "media/embedded_metadata.h"
 #include "media/image_file.h"
 #include "media/output_files.h"
@@ -19,14 +16,6 @@ namespace {
   throw Error(what +
               ": this wan-native is built without media (cmake -DWAN_WITH_MEDIA=OFF: no libwebp, "
               "libpng, libjpeg or FFmpeg); rebuild with them, or save results with SaveTensor");
-}
-
-at::Tensor float_tensor(const at::Tensor& tensor, const std::string& what) {
-  if (!tensor.defined()) throw ValidationError(what + ": no tensor given");
-  if (!at::isFloatingType(tensor.scalar_type()))
-    throw ValidationError(what + ": expected a floating tensor, got " +
-                          c10::str(tensor.scalar_type()));
-  return tensor.detach().to(at::kCPU, at::kFloat).contiguous();
 }
 
 }  // namespace
@@ -101,24 +90,6 @@ std::string video_format_extension(VideoFormat format) {
 
 std::vector<uint8_t> encode_rgba_png(const at::Tensor&, const std::string& origin) {
   built_without_media(origin + ": encoding PNG");
-}
-
-void save_tensor_file(const std::string& path, const at::Tensor& tensor) {
-  io::save_safetensors(path, {{"tensor", float_tensor(tensor, path)}});
-}
-
-SavedOutput save_tensor(const std::string& output_dir, const std::string& filename_prefix,
-                        const at::Tensor& tensor) {
-  at::Tensor t = float_tensor(tensor, "SaveTensor");
-  // %width%/%height%: IMAGE [F, H, W, 3] or a latent [..., H, W].
-  const bool image = t.dim() == 4 && t.size(3) == 3;
-  const int64_t width = image ? t.size(2) : t.dim() >= 2 ? t.size(-1) : 0;
-  const int64_t height = image ? t.size(1) : t.dim() >= 2 ? t.size(-2) : 0;
-  SavedOutput saved = save_with_counter(
-      output_dir, filename_prefix, "safetensors", width, height,
-      [&](const std::string& temp) { io::save_safetensors(temp, {{"tensor", t}}); });
-  spdlog::info("SaveTensor: {} {}", saved.path, c10::str(t.sizes()));
-  return saved;
 }
 
 // ---- embedded_metadata.h ---------------------------------------------------------------------

@@ -44,12 +44,80 @@ std::vector<AutoLoader> auto_loaders(const json& prompt, const graph::NodeRegist
   return out;
 }
 
+// An input left to the planner (graph::Input::planner_choice), in node order.
+struct AutoInput {
+  std::string node_id, class_type, input;
+  std::vector<int64_t> candidates;  // in order of preference
+};
+
+std::vector<AutoInput> auto_inputs(const json& prompt, const graph::NodeRegistry& registry) {
+  std::vector<AutoInput> out;
+  if (!prompt.is_object()) return out;
+  for (const auto& [id, node] : prompt.items()) {
+    if (!node.is_object() || !node.contains("inputs") || !node["inputs"].is_object()) continue;
+    const graph::NodeSchema* schema = registry.find(node.value("class_type", std::string()));
+    if (!schema) continue;
+    for (const graph::Input& input : schema->inputs()) {
+      if (!input.has_planner_choice()) continue;
+      auto it = node["inputs"].find(input.id());
+      if (it == node["inputs"].end() || !it->is_number_integer() ||
+          it->get<int64_t>() != input.planner_auto_value())
+        continue;
+      out.push_back({id, schema->name(), input.id(), input.planner_candidates()});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const AutoInput& a, const AutoInput& b) {
+    return graph::node_id_less(a.node_id, b.node_id);
+  });
+  return out;
+}
+
 struct Candidate {
   std::vector<std::string> placements;
+  std::vector<size_t> steps;  // per auto input: the index of its chosen candidate
   PlanResult plan;
   int cpu_models = 0;
   int offloaded_models = 0;
+  size_t steps_down() const {
+    size_t n = 0;
+    for (size_t s : steps) n += s;
+    return n;
+  }
 };
+
+json with_inputs(json prompt, const std::vector<AutoInput>& inputs,
+                 const std::vector<size_t>& steps) {
+  for (size_t i = 0; i < inputs.size(); ++i)
+    prompt[inputs[i].node_id]["inputs"][inputs[i].input] = inputs[i].candidates[steps[i]];
+  return prompt;
+}
+
+// The first node a plan ran out of memory in; empty when it fits.
+std::string failing_node(const PlanResult& plan) {
+  for (const auto& n : plan.nodes)
+    if (!n.ok) return n.node_id;
+  return "";
+}
+
+// Plans `prompt` with its planner-chosen inputs at their first candidates, stepping the input of
+// the node that runs out of memory to its next candidate until the plan fits or that node has
+// none left.
+void plan_with_inputs(Candidate& c, const json& prompt, const std::vector<AutoInput>& inputs,
+                      const graph::NodeRegistry& registry, const PlanOptions& options) {
+  c.steps.assign(inputs.size(), 0);
+  for (;;) {
+    c.plan = plan_prompt(with_inputs(prompt, inputs, c.steps), registry, options);
+    const std::string failed = failing_node(c.plan);
+    if (failed.empty()) return;
+    bool stepped = false;
+    for (size_t i = 0; i < inputs.size() && !stepped; ++i) {
+      if (inputs[i].node_id != failed || c.steps[i] + 1 >= inputs[i].candidates.size()) continue;
+      ++c.steps[i];
+      stepped = true;
+    }
+    if (!stepped) return;
+  }
+}
 
 json with_placements(const json& prompt, const std::vector<AutoLoader>& loaders,
                      const std::vector<std::string>& placements) {
@@ -60,10 +128,10 @@ json with_placements(const json& prompt, const std::vector<AutoLoader>& loaders,
 }
 
 // Lower is better: fewer models computing on the CPU (far slower), fewer bytes moved onto the
-// device per run, fewer models that must move in again on every run (offloaded ones), then the
-// lower device peak.
+// device per run, fewer models that must move in again on every run (offloaded ones), fewer
+// inputs stepped down (smaller tiles recompute more overlap), then the lower device peak.
 auto rank(const Candidate& c) {
-  return std::make_tuple(c.cpu_models, c.plan.transfer_bytes, c.offloaded_models,
+  return std::make_tuple(c.cpu_models, c.plan.transfer_bytes, c.offloaded_models, c.steps_down(),
                          c.plan.device_peak);
 }
 
@@ -81,15 +149,16 @@ int64_t smallest_fitting_vram(const json& api_prompt, const graph::NodeRegistry&
   return p.fits ? p.device_peak + options.device.reserve : -1;
 }
 
-bool has_auto_placement(const json& api_prompt) {
-  return !auto_loaders(api_prompt, nullptr).empty();
+bool has_auto_placement(const json& api_prompt, const graph::NodeRegistry& registry) {
+  return !auto_loaders(api_prompt, nullptr).empty() || !auto_inputs(api_prompt, registry).empty();
 }
 
 AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRegistry& registry,
                                      const PlanOptions& options) {
   AutoPlacement result;
   const std::vector<AutoLoader> loaders = auto_loaders(api_prompt, &registry);
-  if (loaders.empty()) {
+  const std::vector<AutoInput> inputs = auto_inputs(api_prompt, registry);
+  if (loaders.empty() && inputs.empty()) {
     result.prompt = api_prompt;
     result.plan = plan_prompt(api_prompt, registry, options);
     result.fits = result.plan.fits;
@@ -112,7 +181,8 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
       // Offloaded and streamed models move in again on every run.
       if (placement == "offload" || placement == "stream") ++c.offloaded_models;
     }
-    c.plan = plan_prompt(with_placements(api_prompt, loaders, c.placements), registry, options);
+    plan_with_inputs(c, with_placements(api_prompt, loaders, c.placements), inputs, registry,
+                     options);
     candidates.push_back(std::move(c));
     size_t i = 0;
     while (i < digit.size() && ++digit[i] == loaders[i].choices.size()) digit[i++] = 0;
@@ -129,8 +199,9 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     int64_t least = std::numeric_limits<int64_t>::max();
     const Candidate* least_candidate = nullptr;
     for (const auto& c : candidates) {
-      const int64_t need = smallest_fitting_vram(with_placements(api_prompt, loaders, c.placements),
-                                                 registry, options);
+      const int64_t need = smallest_fitting_vram(
+          with_inputs(with_placements(api_prompt, loaders, c.placements), inputs, c.steps),
+          registry, options);
       if (need >= 0 && need < least) {
         least = need;
         least_candidate = &c;
@@ -140,10 +211,12 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     if (least_candidate) result.smallest_budget = least;
   }
 
-  result.prompt = with_placements(api_prompt, loaders, best->placements);
+  result.prompt =
+      with_inputs(with_placements(api_prompt, loaders, best->placements), inputs, best->steps);
   result.plan = best->plan;
   for (size_t i = 0; i < loaders.size(); ++i) {
-    AutoChoice choice{loaders[i].node_id, loaders[i].class_type, best->placements[i], ""};
+    AutoChoice choice{loaders[i].node_id, loaders[i].class_type, "placement", best->placements[i],
+                      ""};
     // What each placement ahead of the chosen one in the choice order would have done, the
     // others kept as chosen.
     std::string why;
@@ -176,8 +249,20 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
       }
     }
     choice.why = why.empty() ? "every other placement does no better" : why;
-    result.summary += "auto placement: " + label(loaders[i]) + " -> " + choice.placement + " (" +
+    result.summary += "auto placement: " + label(loaders[i]) + " -> " + choice.value + " (" +
                       choice.why + ")\n";
+    result.choices.push_back(std::move(choice));
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const AutoInput& input = inputs[i];
+    const size_t step = best->steps[i];
+    AutoChoice choice{input.node_id, input.class_type, input.input,
+                      std::to_string(input.candidates[step]), ""};
+    choice.why = step == 0 ? "the first choice fits"
+                           : std::to_string(input.candidates[step - 1]) +
+                                 " would run out of memory in this node";
+    result.summary += "auto " + input.input + ": " + input.class_type + " (node " +
+                      input.node_id + ") -> " + choice.value + " (" + choice.why + ")\n";
     result.choices.push_back(std::move(choice));
   }
   if (result.fits) {

@@ -1,10 +1,15 @@
-// `placement: auto`: the planner chooses each such loader's placement for the whole graph.
+// `placement: auto`: the planner chooses each such loader's placement for the whole graph, and
+// the value of every input that asks for the planner's choice (graph::Input::planner_choice: a
+// VAE node's tile_size -1).
 //
 // Every combination of the auto loaders' own placement values (their combo without "auto";
-// LoadDiT's includes "stream") is planned. Among those that fit the budget the choice computes the
-// fewest models on the CPU, then moves the fewest bytes onto the device per run, then leaves the
-// fewest models to move in again on every run, then has the lowest device peak. When none fits,
-// the result says so and gives the smallest budget that would fit.
+// LoadDiT's and LoadT5's include "stream") is planned. In each, the planner-chosen inputs start
+// at their first candidate (untiled) and, while the plan runs out of memory in a node that has
+// one, that node's input steps to its next candidate (a smaller tile). Among the combinations
+// that fit the budget the choice computes the fewest models on the CPU, then moves the fewest
+// bytes onto the device per run, then leaves the fewest models to move in again on every run,
+// then steps the fewest inputs down, then has the lowest device peak. When none fits, the result
+// says so and gives the smallest budget that would fit.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -21,20 +26,24 @@ namespace wan::plan {
 inline constexpr size_t kMaxAutoLoaders = 6;
 
 struct AutoChoice {
-  std::string node_id, class_type, placement;
-  std::string why;  // one line: what the better placements would have done
+  std::string node_id, class_type;
+  std::string input;  // "placement", or a planner-chosen input ("tile_size")
+  std::string value;  // the chosen placement, or the input's value as text
+  std::string why;    // one line: what the better values would have done
 };
 
 struct AutoPlacement {
   nlohmann::json prompt;  // the prompt with every "auto" replaced by its choice
-  std::vector<AutoChoice> choices;  // one per auto loader, in node order; empty when none
+  // One per auto loader, then one per planner-chosen input, in node order; empty when none.
+  std::vector<AutoChoice> choices;
   bool fits = true;
   PlanResult plan;                 // the chosen combination's plan
   int64_t smallest_budget = -1;    // when nothing fits: the least usable bytes that would fit
   std::string summary;             // the choices and their reasons, one line each
 };
 
-bool has_auto_placement(const nlohmann::json& api_prompt);
+// Whether `api_prompt` has a loader placed `auto` or an input left to the planner.
+bool has_auto_placement(const nlohmann::json& api_prompt, const graph::NodeRegistry& registry);
 
 // Resolves the prompt's auto placements against `options.device` (its --vram budget, or the real
 // device's free memory). A prompt without any is returned as is, with its plan. Throws

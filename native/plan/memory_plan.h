@@ -5,13 +5,13 @@
 //   PlanOptions options;
 //   options.models_dir = "models";
 //   options.device.vram = device::parse_size("11.49GiB");
-//   auto plan = plan_prompt(api_prompt, graph::NodeRegistry::global(), options);
+//   auto plan = plan_prompt(api_prompt, nodes::wan_node_registry(), options);
 //   if (!plan.fits) std::fprintf(stderr, "%s\n", plan.first_oom_message.c_str());
 //
-// The simulation follows the device manager's rules (docs/memory.md): `gpu` weights move in at
-// load and stay, `offload` weights move in tensor by tensor for each node that computes with the
-// model and out after it (their CPU copies stay held), `cpu` weights never reach the device.
-// Activation peaks are estimates from shapes; docs/memory_plan.md gives each formula's basis.
+// The nodes run in the executor's order (graph::execution_order), and each declares what it
+// holds and moves through its own plan() (graph::Node, plan/plan_context.h): the planner has no
+// node semantics of its own and refuses a node without a plan. Activation peaks are estimates
+// from shapes (plan/activation_estimates.h); docs/memory_plan.md gives each formula's basis.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +21,7 @@
 
 #include "device/compute_device.h"
 #include "graph/node_registry.h"
+#include "plan/activation_estimates.h"  // vae_decode_activation_bytes, for the tests and docs
 
 namespace wan::plan {
 
@@ -64,11 +65,5 @@ struct PlanResult {
 // Plans `api_prompt` (validated first: throws graph::InvalidPrompt like the executor).
 PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegistry& registry,
                        const PlanOptions& options);
-
-// Bytes of a VAE decode's activations for `latent_frames` latent frames of height x width video
-// pixels with decoder width `base_channels` and `dtype_bytes`-byte activations (see
-// docs/memory_plan.md for the calibration). Exposed for the documentation table and tests.
-int64_t vae_decode_activation_bytes(int64_t latent_frames, int64_t height, int64_t width,
-                                    int64_t base_channels, int64_t dtype_bytes);
 
 }  // namespace wan::plan

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "models/vae/wan_vae.h"
-#include "plan/memory_plan.h"
+#include "plan/activation_estimates.h"
 
 namespace wan::plan {
 

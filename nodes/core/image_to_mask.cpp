@@ -1,6 +1,7 @@
 // ImageToMask (ComfyUI core, comfy_extras/nodes_mask.py): one channel of an IMAGE as a MASK.
 #include "media/image_file.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -18,7 +19,19 @@ class ImageToMask : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {media::image_to_mask(in.tensor("image"), in.string("channel"))};
   }
+
+  // One channel of the image: a third of its bytes, in CPU memory.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    plan::PlannedValue mask;
+    if (const plan::PlannedValue* image = plan.input("image")) mask.cpu_bytes = image->cpu_bytes / 3;
+    plan.hold(mask);
+    plan.set_output(0, mask);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(ImageToMask);
+
+void register_image_to_mask(graph::NodeRegistry& registry) {
+  registry.add<ImageToMask>();
+}
 
 }  // namespace wan::nodes

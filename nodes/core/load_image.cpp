@@ -2,6 +2,7 @@
 // MASK [F, H, W], the mask being 1 - alpha as ComfyUI gives it (0 where there is no alpha).
 #include "media/image_file.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -20,7 +21,14 @@ class LoadImage : public graph::Node {
     const auto loaded = media::load_image(input_path(run, in.string("image")));
     return {loaded.image, loaded.mask};
   }
+
+  // The decoded file stays in CPU memory, small next to the models; its size is not known
+  // before decoding, so it is not counted (docs/memory_plan.md).
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(LoadImage);
+
+void register_load_image(graph::NodeRegistry& registry) {
+  registry.add<LoadImage>();
+}
 
 }  // namespace wan::nodes

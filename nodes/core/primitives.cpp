@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 namespace {
@@ -32,8 +33,9 @@ class PrimitiveInt : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {in.integer("value")};
   }
+
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }  // a value
 };
-WAN_REGISTER_NODE(PrimitiveInt);
 
 class PrimitiveFloat : public graph::Node {
  public:
@@ -45,8 +47,9 @@ class PrimitiveFloat : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {in.number("value")};
   }
+
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }  // a value
 };
-WAN_REGISTER_NODE(PrimitiveFloat);
 
 class PrimitiveString : public graph::Node {
  public:
@@ -57,8 +60,9 @@ class PrimitiveString : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {in.string("value")};
   }
+
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }  // a value
 };
-WAN_REGISTER_NODE(PrimitiveString);
 
 class PrimitiveStringMultiline : public graph::Node {
  public:
@@ -69,8 +73,9 @@ class PrimitiveStringMultiline : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {in.string("value")};
   }
+
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }  // a value
 };
-WAN_REGISTER_NODE(PrimitiveStringMultiline);
 
 class PrimitiveBoolean : public graph::Node {
  public:
@@ -81,7 +86,16 @@ class PrimitiveBoolean : public graph::Node {
   graph::Values execute(const graph::Values& in, graph::RunContext&) override {
     return {in.get("value").as_bool()};
   }
+
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }  // a value
 };
-WAN_REGISTER_NODE(PrimitiveBoolean);
+
+void register_primitive_nodes(graph::NodeRegistry& registry) {
+  registry.add<PrimitiveInt>();
+  registry.add<PrimitiveFloat>();
+  registry.add<PrimitiveString>();
+  registry.add<PrimitiveStringMultiline>();
+  registry.add<PrimitiveBoolean>();
+}
 
 }  // namespace wan::nodes

@@ -4,6 +4,7 @@
 
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -28,8 +29,10 @@ class SaveImage : public graph::Node {
     run.report_ui(ui_files(saved, "output", false));
     return {};
   }
+
+  // Writes a file from its input; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(SaveImage);
 
 class PreviewImage : public graph::Node {
  public:
@@ -58,8 +61,10 @@ class PreviewImage : public graph::Node {
     run.report_ui(ui_files(saved, "temp", false));
     return {};
   }
+
+  // Writes a file from its input; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(PreviewImage);
 
 class SaveAnimatedWEBP : public graph::Node {
  public:
@@ -90,7 +95,15 @@ class SaveAnimatedWEBP : public graph::Node {
     run.report_ui(ui_files({saved}, "output", true));
     return {};
   }
+
+  // Writes a file from its input; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(SaveAnimatedWEBP);
+
+void register_save_image_nodes(graph::NodeRegistry& registry) {
+  registry.add<SaveImage>();
+  registry.add<PreviewImage>();
+  registry.add<SaveAnimatedWEBP>();
+}
 
 }  // namespace wan::nodes

@@ -7,6 +7,7 @@
 #include "media/video_file.h"
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
+#include "plan/plan_context.h"
 #include "nodes/socket_types.h"
 
 namespace wan::nodes {
@@ -18,7 +19,7 @@ class LoadVideo : public graph::Node {
         .comfy_core("comfy_extras.nodes_video")
         .display_name("Load Video")
         .input(graph::Choice("file", std::vector<std::string>{}).upload("video").input_file())
-        .output("VIDEO", "VIDEO");
+        .output(VideoSocket::kType, "VIDEO");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -28,8 +29,11 @@ class LoadVideo : public graph::Node {
     video->frames = media::load_video(path);
     return {video};
   }
+
+  // The decoded file stays in CPU memory, small next to the models; its size is not known
+  // before decoding, so it is not counted (docs/memory_plan.md).
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(LoadVideo);
 
 class GetVideoComponents : public graph::Node {
  public:
@@ -38,7 +42,7 @@ class GetVideoComponents : public graph::Node {
         .comfy_core("comfy_extras.nodes_video")
         .display_name("Get Video Components")
         .description("Extracts all components from a video: frames, audio, and framerate.")
-        .input(graph::Socket("video", "VIDEO"))
+        .input(socket<VideoSocket>("video"))
         .output("IMAGE", "images")
         .output("AUDIO", "audio")
         .output("FLOAT", "fps");
@@ -48,8 +52,13 @@ class GetVideoComponents : public graph::Node {
     const auto video = in.object<VideoSocket>("video");
     return {video->frames, graph::Value(), video->fps};  // no audio is carried
   }
+
+  // The frames are the VIDEO's own tensor, not a copy.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* video = plan.input("video")) plan.set_output(0, *video);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(GetVideoComponents);
 
 class CreateVideo : public graph::Node {
  public:
@@ -61,7 +70,7 @@ class CreateVideo : public graph::Node {
         .input(graph::Socket("images", "IMAGE"))
         .input(graph::Float("fps").default_to(30.0).min(1.0).max(120.0).step(1.0))
         .input(graph::Socket("audio", "AUDIO").optional())
-        .output("VIDEO", "VIDEO");
+        .output(VideoSocket::kType, "VIDEO");
   }
 
   graph::Values execute(const graph::Values& in, graph::RunContext& run) override {
@@ -77,8 +86,13 @@ class CreateVideo : public graph::Node {
     video->fps = in.number("fps");
     return {video};
   }
+
+  // The VIDEO holds the IMAGE's own tensor (a view when it drops an alpha channel).
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* images = plan.input("images")) plan.set_output(0, *images);
+    return true;
+  }
 };
-WAN_REGISTER_NODE(CreateVideo);
 
 class SaveVideo : public graph::Node {
  public:
@@ -88,7 +102,7 @@ class SaveVideo : public graph::Node {
         .display_name("Save Video")
         .description("Saves the input images to your ComfyUI output directory.")
         .output_node()
-        .input(graph::Socket("video", "VIDEO"))
+        .input(socket<VideoSocket>("video"))
         .input(graph::String("filename_prefix").default_to("video/ComfyUI").output_prefix())
         .input(graph::Choice("format", {"auto", "mp4"}).default_to("auto"))
         .input(graph::Choice("codec", {"auto", "h264"}).default_to("auto"))
@@ -106,7 +120,16 @@ class SaveVideo : public graph::Node {
     run.report_ui(ui_files({saved}, "output", true));
     return {};
   }
+
+  // Writes a file from its input; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
 };
-WAN_REGISTER_NODE(SaveVideo);
+
+void register_video_nodes(graph::NodeRegistry& registry) {
+  registry.add<LoadVideo>();
+  registry.add<GetVideoComponents>();
+  registry.add<CreateVideo>();
+  registry.add<SaveVideo>();
+}
 
 }  // namespace wan::nodes

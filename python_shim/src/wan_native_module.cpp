@@ -27,6 +27,7 @@
 #include "graph/validator.h"
 #include "plan/auto_placement.h"
 #include "python_log_sink.h"
+#include "nodes/wan_nodes.h"
 
 namespace py = pybind11;
 namespace fs = std::filesystem;
@@ -225,22 +226,22 @@ py::tuple to_python(const graph::Values& values) {
   return out;
 }
 
-// `placement: auto` of one loader: the planner's choice for the whole prompt it runs in, on the
-// session's device and budget. Every node of the prompt must be a native one (the planner
-// reasons about each node's memory).
-std::string auto_placement_of(const std::string& node_id, const std::string& prompt_text,
-                              const std::string& label) {
+// A value left to the planner (a loader's `placement: auto`, a VAE node's tile_size -1): its
+// choice for the whole prompt the node runs in, on the session's device and budget. Every node of
+// the prompt must be a native one (the planner reasons about each node's memory).
+std::string planner_choice_of(const std::string& node_id, const std::string& input,
+                              const std::string& prompt_text, const std::string& label) {
   const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
   if (!prompt.is_object() || !prompt.contains(node_id))
-    throw py::value_error(label + ": placement auto is chosen by planning the whole prompt, and "
-                          "this node ran without one; choose gpu, offload or cpu");
-  const auto& registry = graph::NodeRegistry::global();
+    throw py::value_error(label + ": " + input + " auto is chosen by planning the whole prompt, "
+                          "and this node ran without one; set a value");
+  const auto& registry = wan::nodes::wan_node_registry();
   for (const auto& [id, node] : prompt.items()) {
     const std::string type = node.is_object() ? node.value("class_type", std::string()) : "";
     if (!registry.find(type))
-      throw py::value_error(label + ": placement auto plans every node of the prompt, and node " +
-                            id + " (" + type + ") is not a wan-native node; choose gpu, offload "
-                            "or cpu for this loader");
+      throw py::value_error(label + ": " + input + " auto plans every node of the prompt, and " +
+                            "node " + id + " (" + type + ") is not a wan-native node; set a " +
+                            "value for this input");
   }
   Session& s = session();
   if (s.auto_prompt != prompt_text) {
@@ -251,25 +252,25 @@ std::string auto_placement_of(const std::string& node_id, const std::string& pro
     try {
       s.auto_placement = plan::resolve_auto_placement(prompt, registry, options);
     } catch (const std::exception& e) {
-      throw py::value_error(label + ": placement auto could not plan the prompt: " + e.what());
+      throw py::value_error(label + ": " + input + " auto could not plan the prompt: " + e.what());
     }
     s.auto_prompt = prompt_text;
   }
   const plan::AutoPlacement& resolved = s.auto_placement;
   for (const auto& choice : resolved.choices) {
-    if (choice.node_id != node_id) continue;
-    spdlog::info("{}: auto placement -> {} ({})", label, choice.placement, choice.why);
+    if (choice.node_id != node_id || choice.input != input) continue;
+    spdlog::info("{}: auto {} -> {} ({})", label, input, choice.value, choice.why);
     if (!resolved.fits) raise_out_of_memory(label + ": " + resolved.summary);
-    return choice.placement;
+    return choice.value;
   }
-  throw py::value_error(label + ": the planner made no choice for this node");
+  throw py::value_error(label + ": the planner made no choice for input '" + input + "'");
 }
 
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
                   const std::optional<std::string>& models_dir, const std::string& prompt,
                   const std::string& workflow, const std::string& extra_pnginfo, py::object ui) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   const graph::NodeSchema* schema = registry.find(class_type);
   if (!schema) throw py::value_error("unknown node type '" + class_type + "'");
   const std::string label = node_id.empty() ? class_type : class_type + " (node " + node_id + ")";
@@ -283,19 +284,17 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
     if (value.is_none()) continue;
     if (name == "placement" && py::isinstance<py::str>(value) &&
         value.cast<std::string>() == device::kAutoPlacement) {
-      const std::string chosen = auto_placement_of(node_id, prompt, label);
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label);
       in.set(name, graph::literal_value(chosen, *input));
       continue;
     }
-    in.set(name, to_value(value, *input, label));
-  }
-  for (const graph::Input* input : schema->ordered_inputs()) {
-    if (in.has(input->id())) continue;
-    if (input->is_widget() && !input->default_value().is_null()) {
-      in.set(input->id(), graph::literal_value(input->default_value(), *input));
-    } else if (!input->is_optional()) {
-      throw py::value_error(label + ": required input '" + input->id() + "' is missing");
+    if (input->has_planner_choice() && py::isinstance<py::int_>(value) &&
+        value.cast<int64_t>() == input->planner_auto_value()) {
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label);
+      in.set(name, graph::literal_value(std::stoll(chosen), *input));
+      continue;
     }
+    in.set(name, to_value(value, *input, label));
   }
 
   Callbacks callbacks;
@@ -319,21 +318,12 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
   std::exception_ptr error;
   {
     py::gil_scoped_release release;
-    // One ledger stage per node, as wan-run keeps: out-of-memory messages name the node.
-    auto& ledger = run.devices().ledger();
+    // As the executor runs it: defaults, one ledger stage (out-of-memory messages name the
+    // node), the start event, the cancellation check.
     try {
-      auto node = registry.create(class_type);
-      graph::ProgressEvent started{graph::ProgressEvent::Kind::kNodeStarted, node_id, class_type};
-      ledger.begin_stage(node_id, class_type);
-      run.on_progress(started);
-      run.check_cancelled();
-      out = node->execute(in, run);
-      ledger.end_stage();
-    } catch (const std::exception& e) {
-      error = std::current_exception();
+      out = graph::run_node(registry, node_id, class_type, std::move(in), run);
     } catch (...) {
       error = std::current_exception();
-      if (ledger.in_stage()) ledger.end_stage(device::StageOutcome::failure("unknown error"));
     }
   }
   if (callbacks.python_error) std::rethrow_exception(callbacks.python_error);
@@ -347,7 +337,7 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
 py::dict run_prompt(const std::string& prompt_text, py::object progress, py::object interrupt) {
   const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
   Session& s = session();
-  if (!s.executor) s.executor = std::make_unique<graph::Executor>(graph::NodeRegistry::global());
+  if (!s.executor) s.executor = std::make_unique<graph::Executor>(wan::nodes::wan_node_registry());
   Callbacks callbacks;
   callbacks.progress = std::move(progress);
   callbacks.interrupt = std::move(interrupt);
@@ -431,7 +421,7 @@ py::dict settings() {
 // {class_type: {input: folder}} for the inputs that name model files, as the schemas declare.
 py::dict model_folders() {
   py::dict out;
-  for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
+  for (const graph::NodeSchema* schema : wan::nodes::wan_node_registry().schemas()) {
     py::dict inputs;
     for (const graph::Input& input : schema->inputs()) {
       if (!input.model_folder_name().empty())
@@ -446,7 +436,7 @@ py::dict model_folders() {
 // files) in the input folder.
 py::dict input_files() {
   py::dict out;
-  for (const graph::NodeSchema* schema : graph::NodeRegistry::global().schemas()) {
+  for (const graph::NodeSchema* schema : wan::nodes::wan_node_registry().schemas()) {
     py::dict inputs;
     for (const graph::Input& input : schema->inputs()) {
       if (input.path_rule() != graph::PathRule::kInputFile) continue;
@@ -481,7 +471,7 @@ PYBIND11_MODULE(_wan_native, m) {
       "object_info",
       [](const std::optional<std::string>& models_dir) {
         const fs::path dir = models_dir ? fs::path(*models_dir) : session().models_dir;
-        return wan::graph::NodeRegistry::global().object_info(dir).dump();
+        return wan::nodes::wan_node_registry().object_info(dir).dump();
       },
       py::arg("models_dir") = py::none(),
       "ComfyUI's /object_info for every native node, as JSON text; model combos list the files "

@@ -97,20 +97,21 @@ TEST(NodeSchema, TypesCompatibleAcceptsUnionsAndWildcards) {
   EXPECT_FALSE(types_compatible("WAN_VAE", Socket("dit", "WAN_DIT")));
 }
 
-class RegisteredByMacro : public Node {
+class ReturnsSeven : public Node {
  public:
-  static NodeSchema schema() { return NodeSchema("RegisteredByMacro", "test").output("INT"); }
+  static NodeSchema schema() { return NodeSchema("ReturnsSeven", "test").output("INT"); }
   Values execute(const Values&, RunContext&) override { return {7}; }
 };
-WAN_REGISTER_NODE(RegisteredByMacro);
 
-TEST(NodeRegistry, MacroRegistersInGlobalRegistry) {
-  const NodeSchema* schema = NodeRegistry::global().find("RegisteredByMacro");
+TEST(NodeRegistry, AddRegistersTheSchemaAndTheFactory) {
+  NodeRegistry registry;
+  registry.add<ReturnsSeven>();
+  const NodeSchema* schema = registry.find("ReturnsSeven");
   ASSERT_NE(schema, nullptr);
   EXPECT_EQ(schema->outputs().at(0).type, "INT");
   RunContext run;
-  EXPECT_EQ(NodeRegistry::global().create("RegisteredByMacro")->execute({}, run)[0].as_int(), 7);
-  EXPECT_TRUE(NodeRegistry::global().object_info({}).contains("RegisteredByMacro"));
+  EXPECT_EQ(registry.create("ReturnsSeven")->execute({}, run)[0].as_int(), 7);
+  EXPECT_TRUE(registry.object_info({}).contains("ReturnsSeven"));
 }
 
 TEST(NodeRegistry, RejectsDuplicateClassTypeAndUnknownCreate) {

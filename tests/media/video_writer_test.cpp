@@ -1,5 +1,6 @@
 // Video writers and readers: round trips through PNG frames, animated WebP and H.264 MP4, the
 // embedded metadata of each format, SaveVideo naming, failures that leave nothing, LoadVideo.
+#include "media/tensor_file.h"
 #include "media/video_writer.h"
 
 #include <gtest/gtest.h>

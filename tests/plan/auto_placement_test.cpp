@@ -12,6 +12,7 @@
 #include "device/placement.h"
 #include "graph/workflow_json.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -22,7 +23,7 @@ using nlohmann::json;
 json shipped(const std::string& task, const std::string& config) {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         task / (config + ".json");
-  return graph::to_api_prompt(graph::read_json_file(file), graph::NodeRegistry::global());
+  return graph::to_api_prompt(graph::read_json_file(file), wan::nodes::wan_node_registry());
 }
 
 PlanOptions preset_options(const std::string& preset, const std::string& vram) {
@@ -51,19 +52,24 @@ TEST(AutoPlacement, EveryTaskFitsAt1149And6GiBAndTheChoiceIsThePlanned) {
       const json prompt = shipped(task, "auto");
       ASSERT_GE(count_placement(prompt, "auto"), 3);
       const auto options = preset_options(preset, vram);
-      const AutoPlacement result = resolve_auto_placement(prompt, graph::NodeRegistry::global(), options);
+      const AutoPlacement result = resolve_auto_placement(prompt, wan::nodes::wan_node_registry(), options);
       EXPECT_TRUE(result.fits) << result.summary;
       EXPECT_EQ(count_placement(result.prompt, "auto"), 0);
-      EXPECT_EQ(result.choices.size(), static_cast<size_t>(count_placement(prompt, "auto")));
+      size_t placements = 0, tiles = 0;
+      for (const auto& choice : result.choices) ++(choice.input == "placement" ? placements : tiles);
+      EXPECT_EQ(placements, static_cast<size_t>(count_placement(prompt, "auto")));
+      // Every VAE node of the shipped auto workflows leaves its tile to the planner.
+      EXPECT_GE(tiles, 1u);
       // The reported plan is the plan of the resolved prompt.
-      const PlanResult again = plan_prompt(result.prompt, graph::NodeRegistry::global(), options);
+      const PlanResult again = plan_prompt(result.prompt, wan::nodes::wan_node_registry(), options);
       EXPECT_TRUE(again.fits);
       EXPECT_EQ(again.device_peak, result.plan.device_peak);
       EXPECT_EQ(again.transfer_bytes, result.plan.transfer_bytes);
       for (const auto& choice : result.choices) {
-        EXPECT_EQ(result.prompt[choice.node_id]["inputs"]["placement"], choice.placement);
+        const json& chosen = result.prompt[choice.node_id]["inputs"][choice.input];
+        EXPECT_EQ(chosen.is_string() ? chosen.get<std::string>() : chosen.dump(), choice.value);
         EXPECT_NE(result.summary.find(choice.class_type + " (node " + choice.node_id + ") -> " +
-                                      choice.placement),
+                                      choice.value),
                   std::string::npos)
             << result.summary;
       }
@@ -71,18 +77,43 @@ TEST(AutoPlacement, EveryTaskFitsAt1149And6GiBAndTheChoiceIsThePlanned) {
   }
 }
 
+// tile_size -1 steps down only when needed: every tile the planner picked is smaller than a
+// candidate that ran out of memory in that node, with the rest of the choice kept.
+TEST(AutoPlacement, AutoTilesAreTheLargestThatFit) {
+  int tiled = 0;
+  for (const auto& [task, preset] : kPresets) {
+    for (const char* vram : {"4GiB", "6GiB", "11.49GiB"}) {
+      SCOPED_TRACE(std::string(task) + " " + preset + " " + vram);
+      const auto options = preset_options(preset, vram);
+      const AutoPlacement result =
+          resolve_auto_placement(shipped(task, "auto"), wan::nodes::wan_node_registry(), options);
+      for (const auto& choice : result.choices) {
+        if (choice.input != "tile_size" || choice.value == "0" || !result.fits) continue;
+        ++tiled;
+        json larger = result.prompt;
+        larger[choice.node_id]["inputs"]["tile_size"] = 0;  // untiled, the first candidate
+        const PlanResult plan = plan_prompt(larger, wan::nodes::wan_node_registry(), options);
+        ASSERT_FALSE(plan.fits) << choice.class_type << " tile " << choice.value;
+        EXPECT_EQ(plan.nodes.back().node_id, choice.node_id) << plan.first_oom_message;
+      }
+    }
+  }
+  // At 4 GiB the 480P decode does not fit untiled next to the DiT's blocks.
+  EXPECT_GT(tiled, 0);
+}
+
 TEST(AutoPlacement, T2v13BOn1149GiBComputesEveryModelOnTheCard) {
   // Baseline (T5 offloaded, VAE on the card) is one of the combinations that keep every model
   // computing on the device; auto must find one and never pick a slower CPU placement.
   const auto options = preset_options("t2v-1.3B", "11.49GiB");
   const AutoPlacement result =
-      resolve_auto_placement(shipped("t2v", "auto"), graph::NodeRegistry::global(), options);
+      resolve_auto_placement(shipped("t2v", "auto"), wan::nodes::wan_node_registry(), options);
   ASSERT_TRUE(result.fits) << result.summary;
   EXPECT_EQ(count_placement(result.prompt, "cpu"), 0) << result.summary;
   // No other all-on-device combination moves fewer bytes: each fixed workflow, where it fits,
   // moves at least as much.
   for (const char* config : {"baseline", "vae_cpu"}) {
-    const PlanResult fixed = plan_prompt(shipped("t2v", config), graph::NodeRegistry::global(), options);
+    const PlanResult fixed = plan_prompt(shipped("t2v", config), wan::nodes::wan_node_registry(), options);
     if (fixed.fits) {
       EXPECT_LE(result.plan.transfer_bytes, fixed.transfer_bytes) << config;
     }
@@ -92,7 +123,7 @@ TEST(AutoPlacement, T2v13BOn1149GiBComputesEveryModelOnTheCard) {
 TEST(AutoPlacement, ACardTooSmallForTheDeviceLeavesEveryModelOnTheCpu) {
   const auto options = preset_options("t2v-1.3B", "1GiB");
   const AutoPlacement result =
-      resolve_auto_placement(shipped("t2v", "auto"), graph::NodeRegistry::global(), options);
+      resolve_auto_placement(shipped("t2v", "auto"), wan::nodes::wan_node_registry(), options);
   ASSERT_TRUE(result.fits) << result.summary;
   EXPECT_EQ(count_placement(result.prompt, "cpu"), 3) << result.summary;
   EXPECT_EQ(result.plan.transfer_bytes, 0);
@@ -102,19 +133,19 @@ TEST(AutoPlacement, ACardTooSmallForTheDeviceLeavesEveryModelOnTheCpu) {
 TEST(AutoPlacement, SmallestFittingVramIsTheEdgeOfFitting) {
   auto options = preset_options("t2v-1.3B", "11.49GiB");
   const json baseline = shipped("t2v", "baseline");
-  const int64_t need = smallest_fitting_vram(baseline, graph::NodeRegistry::global(), options);
+  const int64_t need = smallest_fitting_vram(baseline, wan::nodes::wan_node_registry(), options);
   ASSERT_GT(need, 0);
   options.device.vram = need;
-  EXPECT_TRUE(plan_prompt(baseline, graph::NodeRegistry::global(), options).fits);
+  EXPECT_TRUE(plan_prompt(baseline, wan::nodes::wan_node_registry(), options).fits);
   options.device.vram = need - device::kMiB;
-  EXPECT_FALSE(plan_prompt(baseline, graph::NodeRegistry::global(), options).fits);
+  EXPECT_FALSE(plan_prompt(baseline, wan::nodes::wan_node_registry(), options).fits);
 }
 
 TEST(AutoPlacement, APromptWithoutAutoIsPlannedAsIs) {
   const auto options = preset_options("t2v-1.3B", "11.49GiB");
   const json baseline = shipped("t2v", "baseline");
-  EXPECT_FALSE(has_auto_placement(baseline));
-  const AutoPlacement result = resolve_auto_placement(baseline, graph::NodeRegistry::global(), options);
+  EXPECT_FALSE(has_auto_placement(baseline, wan::nodes::wan_node_registry()));
+  const AutoPlacement result = resolve_auto_placement(baseline, wan::nodes::wan_node_registry(), options);
   EXPECT_TRUE(result.choices.empty());
   EXPECT_EQ(result.prompt, baseline);
 }

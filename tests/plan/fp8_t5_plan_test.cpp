@@ -17,6 +17,7 @@
 #include "models/t5/umt5_encoder.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -63,7 +64,7 @@ struct ModelsDir {
 json prompt() {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         "t2v" / "vae_cpu.json";
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json p = graph::to_api_prompt(graph::read_json_file(file), registry);
   for (const char* assignment :
        {"LoadT5.model_name=t5_fp8_scaled.safetensors", "LoadT5.tokenizer=wan_tiny",
@@ -81,11 +82,11 @@ TEST(Fp8T5Plan, WeightsStayFp8AndThePlanAgreesWithTheRun) {
   options.device.device = "cpu";
   options.device.reserve = 0;
   options.device.vram = kCapacity;
-  const auto plan = plan_prompt(prompt(), graph::NodeRegistry::global(), options);
+  const auto plan = plan_prompt(prompt(), wan::nodes::wan_node_registry(), options);
   ASSERT_TRUE(plan.fits) << plan.text;
 
   device::DeviceManager devices(options.device);
-  graph::Executor executor(graph::NodeRegistry::global());
+  graph::Executor executor(wan::nodes::wan_node_registry());
   graph::RunContext run;
   run.models_dir = models.root;
   run.output_dir = models.root / "output";

@@ -16,6 +16,7 @@
 #include "models/t5/umt5_encoder.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -69,7 +70,7 @@ const Config kConfigs[] = {{"baseline", "offload", "gpu"},
 json t2v_prompt(const Config& config) {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         "t2v" / (std::string(config.name) + ".json");
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = graph::to_api_prompt(graph::read_json_file(file), registry);
   for (const char* assignment :
        {"LoadT5.model_name=t5_large.safetensors", "LoadT5.tokenizer=wan_tiny",
@@ -107,7 +108,7 @@ Measured run_budgeted(const json& prompt, int64_t capacity, const std::string& t
   options.reserve = kReserve;
   options.vram = capacity + kReserve;
   device::DeviceManager devices(options);
-  graph::Executor executor(graph::NodeRegistry::global());
+  graph::Executor executor(wan::nodes::wan_node_registry());
   graph::RunContext run;
   run.models_dir = models_dir();
   run.output_dir = models_dir().parent_path() / ("wan_plan_out_" + tag + std::to_string(::getpid()));
@@ -151,14 +152,14 @@ const Outcomes& outcomes() {
     for (const auto& config : kConfigs) {
       if (std::string(config.name) == "baseline") continue;
       need = std::max(need,
-                      plan_prompt(t2v_prompt(config), graph::NodeRegistry::global(), plan_options(uncapped))
+                      plan_prompt(t2v_prompt(config), wan::nodes::wan_node_registry(), plan_options(uncapped))
                           .device_peak);
     }
     o.capacity = need + need * 15 / 100;
     for (const auto& config : kConfigs) {
       const json prompt = t2v_prompt(config);
       o.plans[config.name] =
-          plan_prompt(prompt, graph::NodeRegistry::global(), plan_options(o.capacity));
+          plan_prompt(prompt, wan::nodes::wan_node_registry(), plan_options(o.capacity));
       o.runs[config.name] = run_budgeted(prompt, o.capacity, config.name);
     }
     return o;

@@ -12,6 +12,7 @@
 #include "models/t5/umt5_encoder.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -33,7 +34,7 @@ const Placements kPlacements[] = {{"baseline", "offload", "gpu"},
 json shipped(const std::string& kind, const Placements& p) {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         kind / (std::string(p.name) + ".json");
-  return graph::to_api_prompt(graph::read_json_file(file), graph::NodeRegistry::global());
+  return graph::to_api_prompt(graph::read_json_file(file), wan::nodes::wan_node_registry());
 }
 
 PlanOptions preset_options(const std::string& preset) {
@@ -55,7 +56,7 @@ TEST(PresetPlan, T2v13BOn1149GiBFitsEveryPlacementWithTheT5KeptInFp8) {
                            2 * (config.vocab() * d + (2 * layers + 1) * d +
                                 layers * config.num_buckets() * config.num_heads());
   for (const auto& p : kPlacements) {
-    const auto plan = plan_prompt(shipped("t2v", p), graph::NodeRegistry::global(),
+    const auto plan = plan_prompt(shipped("t2v", p), wan::nodes::wan_node_registry(),
                                   preset_options("t2v-1.3B"));
     std::printf("%s\n", plan.text.c_str());
     EXPECT_TRUE(plan.fits) << p.name << ": " << plan.first_oom_message;
@@ -76,7 +77,7 @@ TEST(PresetPlan, T2v13BOn1149GiBWithTheOfficialBf16T5FailsOnlyWhenT5AndVaeShareT
     for (auto& [id, node] : prompt.items())
       if (node["class_type"] == "LoadT5")
         node["inputs"]["model_name"] = "models_t5_umt5-xxl-enc-bf16.pth";
-    const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), preset_options("t2v-1.3B"));
+    const auto plan = plan_prompt(prompt, wan::nodes::wan_node_registry(), preset_options("t2v-1.3B"));
     for (const auto& [name, bytes] : plan.model_bytes) {
       if (name == "t5") {
         EXPECT_GT(bytes, device::parse_size("10.5GiB")) << p.name;
@@ -100,7 +101,7 @@ TEST(PresetPlan, T2v13BOn75GiBFailsOnlyWhenT5AndVaeShareTheCard) {
   for (const auto& p : kPlacements) {
     auto options = preset_options("t2v-1.3B");
     options.device.vram = device::parse_size("7.5GiB");
-    const auto plan = plan_prompt(shipped("t2v", p), graph::NodeRegistry::global(), options);
+    const auto plan = plan_prompt(shipped("t2v", p), wan::nodes::wan_node_registry(), options);
     if (std::string(p.name) == "baseline") {
       EXPECT_FALSE(plan.fits);
       EXPECT_EQ(plan.nodes.back().class_type, "EncodePrompt");
@@ -124,7 +125,7 @@ TEST(PresetPlan, ConditionedPresetsTable) {
       const json prompt = shipped(kind, p);
       auto options = preset_options(preset);
       options.device.vram = device::parse_size(vram);
-      const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), options);
+      const auto plan = plan_prompt(prompt, wan::nodes::wan_node_registry(), options);
       std::printf("| %s | %s | %s | %s | %s | %s | %s | %s |\n", vram.c_str(), preset.c_str(), p.name,
                   plan.fits ? "yes" : "no", format_bytes(plan.device_peak).c_str(),
                   plan.device_peak_node.c_str(), format_bytes(plan.transfer_bytes).c_str(),
@@ -142,10 +143,10 @@ TEST(PresetPlan, ConditionedPresetsTable) {
 // on an RTX 4090: the official code keeps the DiT in float32 and the VAE on the card.
 TEST(PresetPlan, ReadmeT2v13BOffloadT5CpuCrossCheck) {
   json prompt = shipped("t2v", kPlacements[2]);  // t5_cpu: VAE gpu, DiT offload, T5 cpu
-  graph::apply_override(prompt, "LoadDiT.weight_dtype=fp32", graph::NodeRegistry::global());
+  graph::apply_override(prompt, "LoadDiT.weight_dtype=fp32", wan::nodes::wan_node_registry());
   auto options = preset_options("t2v-1.3B");
   options.device.vram = device::parse_size("24GB");  // an RTX 4090
-  const auto plan = plan_prompt(prompt, graph::NodeRegistry::global(), options);
+  const auto plan = plan_prompt(prompt, wan::nodes::wan_node_registry(), options);
   std::printf("%s\nREADME cross-check: planned peak %.2f GB (%s) vs 8.19 GB reported\n",
               plan.text.c_str(), static_cast<double>(plan.device_peak) / 1e9,
               plan.device_peak_node.c_str());

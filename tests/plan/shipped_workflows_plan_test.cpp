@@ -17,6 +17,7 @@
 #include "graph/workflow_json.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -80,7 +81,7 @@ std::vector<std::string> tiny_overrides(const std::string& task) {
 }
 
 json tiny_prompt(const std::string& task, const std::string& config) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = graph::to_api_prompt(graph::read_json_file(workflow_path(task, config)), registry);
   for (const auto& set : tiny_overrides(task)) graph::apply_override(prompt, set, registry);
   return prompt;
@@ -100,7 +101,7 @@ Measured run_budgeted(const json& prompt, const std::string& tag) {
   options.reserve = 0;
   options.vram = kVram;
   device::DeviceManager devices(options);
-  graph::Executor executor(graph::NodeRegistry::global());
+  graph::Executor executor(wan::nodes::wan_node_registry());
   graph::RunContext run;
   run.models_dir = models_dir();
   run.output_dir =
@@ -150,7 +151,7 @@ void print_nodes(const PlanResult& plan, const Measured& run) {
 }
 
 TEST(ShippedWorkflowPlan, EveryWorkflowsPeaksWithinTenPercentAndWeightsExact) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   PlanOptions options;
   options.models_dir = models_dir();
   options.device.device = "cpu";

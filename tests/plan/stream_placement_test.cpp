@@ -16,6 +16,7 @@
 #include "models/dit/wan_dit.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::plan {
 namespace {
@@ -58,16 +59,16 @@ struct ModelsDir {
   ~ModelsDir() { fs::remove_all(root); }
 };
 
-json prompt(const std::string& dit_placement) {
+json prompt(const std::string& dit_placement, const std::string& t5_placement) {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         "t2v" / "vae_cpu.json";
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json p = graph::to_api_prompt(graph::read_json_file(file), registry);
   for (const std::string& assignment : std::vector<std::string>{
            "LoadT5.model_name=t5_tiny_encoder.pth", "LoadT5.tokenizer=wan_tiny",
         "LoadVAE.model_name=vae_tiny.pth", "LoadDiT.model_name=dit_six_blocks.safetensors",
         "LoadDiT.placement=" + dit_placement, "Sample.width=64", "Sample.height=64",
-        "Sample.frames=9", "Sample.steps=1"})
+        "Sample.frames=9", "Sample.steps=1", "LoadT5.placement=" + t5_placement})
     graph::apply_override(p, assignment, registry);
   // Only what Sample needs, and its latent saved: decoding would add time, not coverage.
   json trimmed = json::object();
@@ -85,22 +86,23 @@ struct Run {
   size_t sample_index = 0;
 };
 
-Run run(const ModelsDir& models, const std::string& dit_placement) {
+Run run(const ModelsDir& models, const std::string& dit_placement,
+        const std::string& t5_placement = "offload") {
   PlanOptions options;
   options.models_dir = models.root;
   options.device.device = "cpu";
   options.device.reserve = 0;
   options.device.vram = int64_t{1} << 30;
   Run r;
-  r.plan = plan_prompt(prompt(dit_placement), graph::NodeRegistry::global(), options);
+  r.plan = plan_prompt(prompt(dit_placement, t5_placement), wan::nodes::wan_node_registry(), options);
   device::DeviceManager devices(options.device);
-  graph::Executor executor(graph::NodeRegistry::global());
+  graph::Executor executor(wan::nodes::wan_node_registry());
   graph::RunContext context;
   context.models_dir = models.root;
-  context.output_dir = models.root / ("output_" + dit_placement);
+  context.output_dir = models.root / ("output_" + dit_placement + "_" + t5_placement);
   fs::create_directories(context.output_dir);
   context.device_manager = &devices;
-  context.prompt = prompt(dit_placement);
+  context.prompt = prompt(dit_placement, t5_placement);
   executor.run(context.prompt, context);
   r.latent = (*executor.outputs("6"))[0].as_tensor().clone();
   r.ledger = devices.ledger().to_json();
@@ -111,6 +113,37 @@ const json& node_of(const json& ledger, const std::string& class_type) {
   for (const auto& node : ledger["nodes"])
     if (node["class_type"] == class_type) return node;
   throw std::runtime_error("no " + class_type + " in the ledger");
+}
+
+// The T5 streams its encoder blocks the same way: the same embeddings (hence latent) as `gpu`,
+// each block in and out once per EncodePrompt, and the plan's transfers equal to the run's.
+TEST(StreamPlacement, T5BlocksVisitOneAtATimeWithTheSameOutputAsGpu) {
+  ModelsDir models;
+  const auto gpu = run(models, "gpu", "gpu");
+  const auto stream = run(models, "gpu", "stream");
+  EXPECT_TRUE(at::equal(stream.latent, gpu.latent))
+      << "max abs " << (stream.latent - gpu.latent).abs().max().item<double>();
+  const int64_t t5_bytes = stream.ledger["models"]["t5"]["bytes"].get<int64_t>();
+  std::vector<const json*> encodes;
+  for (const auto& node : stream.ledger["nodes"])
+    if (node["class_type"] == "EncodePrompt") encodes.push_back(&node);
+  ASSERT_EQ(encodes.size(), 2u);
+  // Nothing of the T5 stays on the device after either EncodePrompt, and every byte moved in
+  // (resident part once, each block once) moved out again.
+  for (const json* node : encodes) {
+    const int64_t in = (*node)["transfers"]["bytes_in"].get<int64_t>();
+    EXPECT_EQ(in, (*node)["transfers"]["bytes_out"].get<int64_t>());
+    EXPECT_EQ(in, t5_bytes);
+  }
+  // gpu keeps the T5 on the device from LoadT5 on; stream leaves none of it there.
+  EXPECT_EQ(node_of(stream.ledger, "EncodePrompt")["bytes_after"]["vgpu"].get<int64_t>(),
+            node_of(gpu.ledger, "EncodePrompt")["bytes_after"]["vgpu"].get<int64_t>() - t5_bytes);
+  size_t i = 0;
+  for (const auto& node : stream.plan.nodes) {
+    if (node.class_type != "EncodePrompt") continue;
+    EXPECT_EQ(node.bytes_in, (*encodes.at(i++))["transfers"]["bytes_in"].get<int64_t>());
+  }
+  EXPECT_EQ(i, 2u);
 }
 
 TEST(StreamPlacement, DitBlocksVisitOneAtATimeWithTheSameLatentAsGpu) {

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graph/node_registry.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan {
 namespace {
@@ -46,13 +47,13 @@ json normalized_fixture_input(json item) {
 
 TEST(ComfyCoreNodes, HaveComfyUIsExactSchema) {
   const json expected = comfy_core_info();
-  const json ours = graph::NodeRegistry::global().object_info({});
+  const json ours = wan::nodes::wan_node_registry().object_info({});
   int checked = 0;
   for (const auto& [name, want] : expected.items()) {
     if (name.front() == '_') continue;
     SCOPED_TRACE(name);
     ASSERT_TRUE(ours.contains(name));
-    const auto* schema = graph::NodeRegistry::global().find(name);
+    const auto* schema = wan::nodes::wan_node_registry().find(name);
     ASSERT_NE(schema, nullptr);
     EXPECT_TRUE(schema->is_comfy_core());
     const json& got = ours[name];
@@ -89,7 +90,7 @@ TEST(ComfyCoreNodes, NoPackNodeUsesACoreName) {
   auto is_core = [&](const std::string& name) {
     return std::find(core_names.begin(), core_names.end(), name) != core_names.end();
   };
-  for (const auto* schema : graph::NodeRegistry::global().schemas()) {
+  for (const auto* schema : wan::nodes::wan_node_registry().schemas()) {
     if (schema->is_comfy_core()) {
       EXPECT_TRUE(expected.contains(schema->name())) << schema->name() << " is not a core node";
     } else {

@@ -6,6 +6,7 @@
 #include "media/embedded_metadata.h"
 #include "media/image_file.h"
 #include "runner_test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::runner::testing {
 namespace {
@@ -13,7 +14,7 @@ namespace {
 // The shipped t2v workflow as a ComfyUI /prompt request body: API prompt plus extra_pnginfo
 // whose keys are deliberately not in sorted order.
 json prompt_body() {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = graph::to_api_prompt(graph::read_json_file(workflow_path("t2v", "baseline")), registry);
   for (const auto& set : tiny_overrides("t2v", /*fp32=*/true)) graph::apply_override(prompt, set, registry);
   return prompt;

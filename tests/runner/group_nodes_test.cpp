@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "graph/node_registry.h"
 #include "graph/workflow_json.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan {
 namespace {
@@ -22,7 +23,7 @@ json fixture(const std::string& name) {
 }
 
 json to_api(const json& workflow) {
-  return graph::ui_to_api(workflow, graph::NodeRegistry::global());
+  return graph::ui_to_api(workflow, wan::nodes::wan_node_registry());
 }
 
 // Node by node: class_type, inputs and title, so a failure names the node that differs.

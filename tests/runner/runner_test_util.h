@@ -21,6 +21,7 @@
 #include "graph/node_registry.h"
 #include "graph/workflow_json.h"
 #include "io/tensor_index.h"
+#include "nodes/wan_nodes.h"
 
 extern char** environ;
 
@@ -279,7 +280,7 @@ inline std::vector<fs::path> all_files(const fs::path& dir) {
 // SaveTensor of Decode's frames (prefix "frames"), written to `path`.
 inline void write_api_prompt_with_frames(const std::string& task, const std::string& config,
                                          const fs::path& path) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = graph::to_api_prompt(graph::read_json_file(workflow_path(task, config)), registry);
   std::string decode;
   for (const auto& [id, node] : prompt.items())

@@ -6,6 +6,7 @@
 
 #include "graph/validator.h"
 #include "runner_test_util.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::runner::testing {
 namespace {
@@ -56,7 +57,7 @@ const nlohmann::json& node_of(const nlohmann::json& prompt, const std::string& c
 }
 
 TEST(ShippedWorkflows, WidgetValuesFollowTheNodeSchemas) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   for (const auto& task : tasks()) {
     for (const auto& config : configs()) {
       SCOPED_TRACE(task + "/" + config);
@@ -95,7 +96,7 @@ TEST(ShippedWorkflows, WidgetValuesFollowTheNodeSchemas) {
 }
 
 TEST(ShippedWorkflows, CarryTheOfficialDefaultsAndTheirConfigsPlacements) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   for (const auto& task : tasks()) {
     const auto& d = task_defaults().at(task);
     for (const auto& config : configs()) {
@@ -153,7 +154,7 @@ TEST(ShippedWorkflows, CarryTheOfficialDefaultsAndTheirConfigsPlacements) {
 }
 
 TEST(ShippedWorkflows, ValidateOnceTheirFilesExist) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   for (const auto& task : tasks()) {
     for (const auto& config : configs()) {
       SCOPED_TRACE(task + "/" + config);

@@ -19,6 +19,7 @@
 #include "server/comfy_server.h"
 #include "server/engine.h"
 #include "server/http_client.h"
+#include "nodes/wan_nodes.h"
 
 namespace wan::server::testing {
 
@@ -115,7 +116,7 @@ inline HttpReply post(const std::string& target, const std::string& body,
 // workflows/t2v/baseline.json as ComfyUI's frontend would queue it, pointed at the tiny models
 // (the runner tests' overrides), plus a SaveTensor of the decoded frames as node 900.
 inline json tiny_t2v_prompt(int64_t seed = 0, int64_t steps = 2) {
-  const auto& registry = graph::NodeRegistry::global();
+  const auto& registry = wan::nodes::wan_node_registry();
   json prompt = graph::to_api_prompt(
       graph::read_json_file(runner::testing::workflow_path("t2v", "baseline")), registry);
   auto sets = runner::testing::tiny_overrides("t2v", false, steps);

@@ -250,6 +250,7 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
   ctx.context = text;
   ctx.compute_dtype = cd;
   ctx.query_chunk = options_.attention_chunk();
+  ctx.token_chunk = options_.token_chunk();
 
   // Every block in the order it computes (VACE blocks first), so that a `stream` placement can
   // bring each one's weights in ahead of it (models/common/block_visit.h).

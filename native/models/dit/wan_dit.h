@@ -38,6 +38,9 @@ struct DitExtras {
   DitDebugHook debug;  // optional
 };
 
+// Tokens per run of a block's per-token work: 4096 x 5120 (14B) is 80 MiB per float32 [L, dim].
+inline constexpr int64_t kDitTokenChunk = 4096;
+
 struct WanDitOptions {
   explicit WanDitOptions(WanDitConfig config) : config_(std::move(config)) {}
   TORCH_ARG(WanDitConfig, config);
@@ -45,6 +48,10 @@ struct WanDitOptions {
   TORCH_ARG(at::ScalarType, compute_dtype) = at::kFloat;
   // Attention queries per chunk; 0 lets attention bound its score buffer itself.
   TORCH_ARG(int64_t, attention_chunk) = 0;
+  // Tokens each block's per-token work computes at a time (DitBlockContext::token_chunk); the
+  // sequence-long activations are then the residual stream and the attention's q, k, v and
+  // output only. 0: the whole sequence at once.
+  TORCH_ARG(int64_t, token_chunk) = kDitTokenChunk;
 };
 
 // Mirrors WanModel / VaceWanModel.
@@ -62,6 +69,7 @@ class WanDitImpl : public torch::nn::Module {
   const WanDitConfig& config() const { return options_.config(); }
   at::ScalarType compute_dtype() const { return options_.compute_dtype(); }
   void set_attention_chunk(int64_t queries) { options_.attention_chunk(queries); }
+  void set_token_chunk(int64_t tokens) { options_.token_chunk(tokens); }
 
  private:
   void validate_inputs(const std::vector<at::Tensor>& x, const at::Tensor& t,

@@ -113,19 +113,42 @@ WanSelfAttentionImpl::WanSelfAttentionImpl(const WanAttentionOptions& options)
   }
 }
 
-at::Tensor WanSelfAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
-  const int64_t b = x.size(0), s = x.size(1), n = options_.num_heads();
-  const int64_t d = options_.dim() / n;
+at::Tensor WanSelfAttentionImpl::attend(const TokenInput& input, int64_t b, int64_t s,
+                                        const DitBlockContext& ctx) {
+  const int64_t n = options_.num_heads(), d = options_.dim() / n;
   const auto cd = ctx.compute_dtype;
-  const auto q = rms_or_identity(norm_q_, linear_in(q_, x, cd)).view({b, s, n, d});
-  const auto k = rms_or_identity(norm_k_, linear_in(k_, x, cd)).view({b, s, n, d});
-  const auto v = linear_in(v_, x, cd).view({b, s, n, d});
+  at::Tensor q, k, v;  // [B, L, H, D] compute dtype, filled run by run
+  for_token_chunks(s, ctx.token_chunk, [&](int64_t start, int64_t length) {
+    const auto x = input(start, length);
+    if (!q.defined()) {
+      const auto options = x.options().dtype(cd);
+      q = at::empty({b, s, n, d}, options);
+      k = at::empty({b, s, n, d}, options);
+      v = at::empty({b, s, n, d}, options);
+    }
+    const auto cos = ctx.rope_cos.narrow(1, start, length);
+    const auto sin = ctx.rope_sin.narrow(1, start, length);
+    q.narrow(1, start, length)
+        .copy_(rope_apply(rms_or_identity(norm_q_, linear_in(q_, x, cd)).view({b, length, n, d}),
+                          cos, sin, cd));
+    k.narrow(1, start, length)
+        .copy_(rope_apply(rms_or_identity(norm_k_, linear_in(k_, x, cd)).view({b, length, n, d}),
+                          cos, sin, cd));
+    v.narrow(1, start, length).copy_(linear_in(v_, x, cd).view({b, length, n, d}));
+  });
   AttentionOptions options;
   options.k_lens = ctx.seq_lens;
   options.query_chunk = ctx.query_chunk;
-  const auto out = attention(rope_apply(q, ctx.rope_cos, ctx.rope_sin, cd),
-                             rope_apply(k, ctx.rope_cos, ctx.rope_sin, cd), v, options);
-  return linear_in(o_, out.flatten(2), cd);  // [B, L, dim]
+  return attention(q, k, v, options).flatten(2);  // [B, L, dim]
+}
+
+at::Tensor WanSelfAttentionImpl::project_out(const at::Tensor& heads, at::ScalarType cd) {
+  return linear_in(o_, heads, cd);
+}
+
+at::Tensor WanSelfAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
+  const auto input = [&](int64_t start, int64_t length) { return x.narrow(1, start, length); };
+  return project_out(attend(input, x.size(0), x.size(1), ctx), ctx.compute_dtype);
 }
 
 WanT2VCrossAttentionImpl::WanT2VCrossAttentionImpl(const WanAttentionOptions& options)
@@ -149,15 +172,28 @@ at::Tensor WanT2VCrossAttentionImpl::project_queries(const at::Tensor& x,
       .view({x.size(0), x.size(1), n, options_.dim() / n});
 }
 
-at::Tensor WanT2VCrossAttentionImpl::attend_text(const at::Tensor& q, const DitBlockContext& ctx) {
-  const auto cd = ctx.compute_dtype;
-  const auto text = ctx.context.narrow(1, ctx.image_tokens, ctx.context.size(1) - ctx.image_tokens);
-  const int64_t b = text.size(0), l = text.size(1), n = q.size(2), d = q.size(3);
-  const auto k = rms_or_identity(norm_k_, linear_in(k_, text, cd)).to(cd).view({b, l, n, d});
-  const auto v = linear_in(v_, text, cd).view({b, l, n, d});
+at::Tensor WanT2VCrossAttentionImpl::attend_heads(const at::Tensor& q, const at::Tensor& k,
+                                                  const at::Tensor& v,
+                                                  const DitBlockContext& ctx) {
   AttentionOptions options;  // no key mask: padded text rows are attended to, as official
   options.query_chunk = ctx.query_chunk;
   return attention(q, k, v, options);
+}
+
+CrossKeysValues WanT2VCrossAttentionImpl::keys_values(const DitBlockContext& ctx) {
+  const auto cd = ctx.compute_dtype;
+  const auto text = ctx.context.narrow(1, ctx.image_tokens, ctx.context.size(1) - ctx.image_tokens);
+  const int64_t n = options_.num_heads(), d = options_.dim() / n;
+  const int64_t b = text.size(0), l = text.size(1);
+  CrossKeysValues kv;
+  kv.k = rms_or_identity(norm_k_, linear_in(k_, text, cd)).to(cd).view({b, l, n, d});
+  kv.v = linear_in(v_, text, cd).view({b, l, n, d});
+  return kv;
+}
+
+at::Tensor WanT2VCrossAttentionImpl::attend(const at::Tensor& x, const CrossKeysValues& kv,
+                                            const DitBlockContext& ctx) {
+  return project_out(attend_heads(project_queries(x, ctx), kv.k, kv.v, ctx), ctx);
 }
 
 at::Tensor WanT2VCrossAttentionImpl::project_out(const at::Tensor& heads,
@@ -166,7 +202,7 @@ at::Tensor WanT2VCrossAttentionImpl::project_out(const at::Tensor& heads,
 }
 
 at::Tensor WanT2VCrossAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
-  return project_out(attend_text(project_queries(x, ctx), ctx), ctx);
+  return attend(x, keys_values(ctx), ctx);
 }
 
 WanI2VCrossAttentionImpl::WanI2VCrossAttentionImpl(const WanAttentionOptions& options)
@@ -177,17 +213,22 @@ WanI2VCrossAttentionImpl::WanI2VCrossAttentionImpl(const WanAttentionOptions& op
   if (options_.qk_norm()) norm_k_img_ = register_module("norm_k_img", WanRmsNorm(dim, options_.eps()));
 }
 
-at::Tensor WanI2VCrossAttentionImpl::forward(const at::Tensor& x, const DitBlockContext& ctx) {
+CrossKeysValues WanI2VCrossAttentionImpl::keys_values(const DitBlockContext& ctx) {
   const auto cd = ctx.compute_dtype;
-  const auto q = project_queries(x, ctx);  // [B, L, H, D]
+  CrossKeysValues kv = WanT2VCrossAttentionImpl::keys_values(ctx);
   const auto image = ctx.context.narrow(1, 0, ctx.image_tokens);
-  const int64_t b = image.size(0), l = image.size(1), n = q.size(2), d = q.size(3);
-  const auto k_img = rms_or_identity(norm_k_img_, linear_in(k_img_, image, cd)).to(cd).view({b, l, n, d});
-  const auto v_img = linear_in(v_img_, image, cd).view({b, l, n, d});
-  AttentionOptions options;
-  options.query_chunk = ctx.query_chunk;
-  const auto img_x = attention(q, k_img, v_img, options);
-  const auto text_x = attend_text(q, ctx);
+  const int64_t n = options_.num_heads(), d = options_.dim() / n;
+  const int64_t b = image.size(0), l = image.size(1);
+  kv.k_img = rms_or_identity(norm_k_img_, linear_in(k_img_, image, cd)).to(cd).view({b, l, n, d});
+  kv.v_img = linear_in(v_img_, image, cd).view({b, l, n, d});
+  return kv;
+}
+
+at::Tensor WanI2VCrossAttentionImpl::attend(const at::Tensor& x, const CrossKeysValues& kv,
+                                            const DitBlockContext& ctx) {
+  const auto q = project_queries(x, ctx);  // [B, L, H, D]
+  const auto img_x = attend_heads(q, kv.k_img, kv.v_img, ctx);
+  const auto text_x = attend_heads(q, kv.k, kv.v, ctx);
   return project_out(text_x + img_x, ctx);
 }
 
@@ -218,16 +259,37 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanAttentionBlockOptions& opt
 
 at::Tensor WanAttentionBlockImpl::forward(const at::Tensor& x_in, const DitBlockContext& ctx) {
   const auto cd = ctx.compute_dtype;
+  const int64_t b = x_in.size(0), s = x_in.size(1), chunk = ctx.token_chunk;
   // shift/scale/gate of the attention (0..2) and of the FFN (3..5): each [B, 1, dim] float32.
   const auto e = (f32(modulation_) + ctx.e0).chunk(6, 1);
-  auto x = x_in;
-  auto y = self_attn_->forward((norm1_->forward(x) * (1 + e[1]) + e[0]).to(cd), ctx);
-  x = x + y.to(at::kFloat) * e[2];
-  const auto cross_in = norm3_ ? norm3_->forward(x) : x;
-  x = x + cross_attn_->forward(cross_in.to(cd), ctx).to(at::kFloat);
-  const auto h = (norm2_->forward(x) * (1 + e[4]) + e[3]).to(cd);
-  y = linear_in(ffn_out_, at::gelu(linear_in(ffn_in_, h, cd), "tanh"), cd);
-  return x + y.to(at::kFloat) * e[5];
+  // The float32 residual stream, updated in place one run of tokens at a time: every per-token
+  // step holds a run's temporaries, not the whole sequence's (the same arithmetic per token).
+  auto x = x_in.clone();
+  {
+    const auto heads = self_attn_->attend(
+        [&](int64_t start, int64_t length) {
+          return (norm1_->forward(x.narrow(1, start, length)) * (1 + e[1]) + e[0]).to(cd);
+        },
+        b, s, ctx);
+    for_token_chunks(s, chunk, [&](int64_t start, int64_t length) {
+      const auto y = self_attn_->project_out(heads.narrow(1, start, length), cd);
+      x.narrow(1, start, length).add_(y.to(at::kFloat) * e[2]);
+    });
+  }
+  const auto kv = cross_attn_->keys_values(ctx);
+  for_token_chunks(s, chunk, [&](int64_t start, int64_t length) {
+    auto xs = x.narrow(1, start, length);
+    const auto cross_in = (norm3_ ? norm3_->forward(xs) : xs).to(cd);
+    const auto y = cross_attn_->attend(cross_in, kv, ctx).to(at::kFloat);
+    xs.add_(y);
+  });
+  for_token_chunks(s, chunk, [&](int64_t start, int64_t length) {
+    auto xs = x.narrow(1, start, length);
+    const auto h = (norm2_->forward(xs) * (1 + e[4]) + e[3]).to(cd);
+    const auto y = linear_in(ffn_out_, at::gelu(linear_in(ffn_in_, h, cd), "tanh"), cd);
+    xs.add_(y.to(at::kFloat) * e[5]);
+  });
+  return x;
 }
 
 VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanAttentionBlockOptions& options,

@@ -13,8 +13,10 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -35,7 +37,21 @@ struct DitBlockContext {
   int64_t image_tokens = 0;  // leading context tokens that are CLIP image tokens (i2v/flf2v)
   at::ScalarType compute_dtype = at::kFloat;
   int64_t query_chunk = 0;  // 0: attention picks a chunk bounding its score buffer
+  // Video tokens each block's per-token work (norms, projections, FFN, residual updates)
+  // computes at a time, so that only the attention's q, k, v and output span the whole sequence;
+  // 0: all at once.
+  int64_t token_chunk = 0;
 };
+
+// Calls fn(start, length) over [0, tokens) in runs of `chunk` tokens (one run when chunk <= 0).
+template <class Fn>
+void for_token_chunks(int64_t tokens, int64_t chunk, Fn&& fn) {
+  const int64_t step = chunk > 0 ? chunk : tokens;
+  for (int64_t start = 0; start < tokens; start += step) fn(start, std::min(step, tokens - start));
+}
+
+// The compute-dtype input of tokens [start, start + length) of a block's attention.
+using TokenInput = std::function<at::Tensor(int64_t start, int64_t length)>;
 
 // Mirrors sinusoidal_embedding_1d: [B] positions -> [B, dim] float32 (computed in float64).
 at::Tensor sinusoidal_embedding_1d(int64_t dim, const at::Tensor& position);
@@ -101,6 +117,12 @@ class WanSelfAttentionImpl : public torch::nn::Module {
   explicit WanSelfAttentionImpl(const WanAttentionOptions& options);
   // x: [B, L, dim] (compute dtype) -> [B, L, dim] (compute dtype)
   at::Tensor forward(const at::Tensor& x, const DitBlockContext& ctx);
+  // The attention of `tokens` tokens whose input `input` gives ctx.token_chunk at a time: q, k
+  // (normed, rotated) and v are filled chunk by chunk, then attended over whole. Returns the
+  // heads [B, L, dim] (compute dtype) before the output projection.
+  at::Tensor attend(const TokenInput& input, int64_t batch, int64_t tokens,
+                    const DitBlockContext& ctx);
+  at::Tensor project_out(const at::Tensor& heads, at::ScalarType compute_dtype);
 
  private:
   WanAttentionOptions options_;
@@ -109,6 +131,13 @@ class WanSelfAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(WanSelfAttention);
 
+// The cross-attention's keys and values of the context, computed once per block call and shared
+// by every chunk of queries.
+struct CrossKeysValues {
+  at::Tensor k, v;          // text part [B, Lt, H, D]
+  at::Tensor k_img, v_img;  // image part (i2v/flf2v) [B, Li, H, D]; undefined otherwise
+};
+
 // Mirrors WanT2VCrossAttention: queries from the video tokens, keys/values from all text_len
 // context rows (zero-padded rows included, as the official code attends to them).
 class WanT2VCrossAttentionImpl : public torch::nn::Module {
@@ -116,11 +145,16 @@ class WanT2VCrossAttentionImpl : public torch::nn::Module {
   explicit WanT2VCrossAttentionImpl(const WanAttentionOptions& options);
   virtual ~WanT2VCrossAttentionImpl() = default;
   // x: [B, L, dim], ctx.context: [B, Lc, dim] (compute dtype) -> [B, L, dim] (compute dtype)
-  virtual at::Tensor forward(const at::Tensor& x, const DitBlockContext& ctx);
+  at::Tensor forward(const at::Tensor& x, const DitBlockContext& ctx);
+  virtual CrossKeysValues keys_values(const DitBlockContext& ctx);
+  // The queries of x (any run of tokens) over `kv`: [B, L, dim] (compute dtype).
+  virtual at::Tensor attend(const at::Tensor& x, const CrossKeysValues& kv,
+                            const DitBlockContext& ctx);
 
  protected:
-  // [B, L, H, D] attention of the queries over the text part of the context.
-  at::Tensor attend_text(const at::Tensor& q, const DitBlockContext& ctx);
+  // [B, L, H, D] attention of the queries over keys and values.
+  at::Tensor attend_heads(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const DitBlockContext& ctx);
   at::Tensor project_queries(const at::Tensor& x, const DitBlockContext& ctx);
   at::Tensor project_out(const at::Tensor& heads, const DitBlockContext& ctx);
 
@@ -135,7 +169,9 @@ TORCH_MODULE(WanT2VCrossAttention);
 class WanI2VCrossAttentionImpl : public WanT2VCrossAttentionImpl {
  public:
   explicit WanI2VCrossAttentionImpl(const WanAttentionOptions& options);
-  at::Tensor forward(const at::Tensor& x, const DitBlockContext& ctx) override;
+  CrossKeysValues keys_values(const DitBlockContext& ctx) override;
+  at::Tensor attend(const at::Tensor& x, const CrossKeysValues& kv,
+                    const DitBlockContext& ctx) override;
 
  private:
   torch::nn::Linear k_img_{nullptr}, v_img_{nullptr};

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "models/common/attention.h"
+#include "models/common/block_visit.h"
 #include "models/common/weight_cast.h"
 
 namespace wan::models {
@@ -323,8 +324,11 @@ at::Tensor Umt5EncoderImpl::forward(const at::Tensor& ids, const at::Tensor& mas
   const auto buckets =
       t5_relative_position_buckets(len, len, config_.num_buckets(), config_.max_distance())
           .to(ids.device());
-  for (const auto& module : *blocks_) {
-    auto* block = module->as<T5SelfAttentionImpl>();
+  for (size_t i = 0; i < blocks_->size(); ++i) {
+    // Placement `stream` brings each block in for its visit (and the next one ahead).
+    const auto visit =
+        visit_block(*(*blocks_)[i], i + 1 < blocks_->size() ? (*blocks_)[i + 1].get() : nullptr);
+    auto* block = (*blocks_)[i]->as<T5SelfAttentionImpl>();
     if (trace) trace->block_pos_biases.push_back(block->position_bias(buckets));
     x = block->forward(x, buckets, k_lens);
     if (trace) trace->blocks.push_back(x);
