@@ -3,9 +3,10 @@
 #include "image/image_ops.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
+#include "nodes/vae_tiling_inputs.h"
+#include "plan/activation_estimates.h"
 #include "plan/plan_context.h"
 #include "plan/vae_tile_plan.h"
-#include "nodes/vae_tiling_inputs.h"
 
 namespace wan::nodes {
 
@@ -52,7 +53,9 @@ class Decode : public graph::Node {
     const int64_t act = plan::vae_tiled_decode_activation_bytes(
         s.latent_frames(), s.height, s.width, tile, vae.vae.dim * vae.vae.dim_mult[0],
         vae.act_bytes);
-    if (!plan.lease(vae, act, "VAE decode activations", latent->cpu_bytes)) return true;
+    if (!plan.lease(vae, act, "VAE decode activations", latent->cpu_bytes, 1,
+                    plan::latent_positions(s)))
+      return true;
     // The IMAGE [F, H, W, 3] float32 is made in CPU memory after the lease: [3, F, H, W] copied
     // out, then permuted.
     plan::PlannedValue images;

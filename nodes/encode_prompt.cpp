@@ -37,7 +37,7 @@ class EncodePrompt : public graph::Node {
     const int64_t tokens =
         plan.preset().empty() ? plan::t5_tokens(t5, in.string("text")) : t5.text_len;
     if (!plan.lease(t5, plan::t5_activations(t5, tokens) + t5.upcast_bytes,
-                    "T5 activations at " + std::to_string(tokens) + " tokens"))
+                    "T5 activations at " + std::to_string(tokens) + " tokens", 0, 1, tokens))
       return true;
     // The float32 embeddings [tokens, dim] stay on the compute device (as execute()).
     const int64_t bytes = tokens * t5.t5_dim * 4;

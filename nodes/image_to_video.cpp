@@ -77,13 +77,15 @@ void plan_image_conditioning(const graph::Values& in, plan::PlanContext& plan, i
   auto& clip = plan.model("clip_vision");
   if (!plan.lease(clip, images * plan::clip_activations(clip),
                   "CLIP activations at " + std::to_string(images) + " x " +
-                      std::to_string(models::kClipTokensPerImage) + " tokens"))
+                      std::to_string(models::kClipTokensPerImage) + " tokens",
+                  0, 1, images * models::kClipTokensPerImage))
     return;
   auto& vae = plan.model("vae");
   const int64_t video = 3 * shape.frames * shape.height * shape.width * 4;
   const int64_t act = plan::vae_encode_activation_bytes(
       vae, shape, in.has("tile_size") ? in.integer("tile_size") : 0);
-  if (!plan.lease(vae, act, "VAE encode activations", video)) return;
+  if (!plan.lease(vae, act, "VAE encode activations", video, 1, plan::latent_positions(shape)))
+    return;
   // float32 y (4 mask + 16 latent channels) and the CLIP features [images, 257, width].
   plan::PlannedValue cond;
   cond.shape = shape;

@@ -1,4 +1,6 @@
 // Sample: the flow-matching denoising loop with classifier-free guidance.
+#include <algorithm>
+
 #include "core/error.h"
 #include "nodes/node_support.h"
 #include "nodes/socket_types.h"
@@ -89,10 +91,14 @@ class Sample : public graph::Node {
     const int64_t cond_on_device = cond && plan.computes_on_device(dit) ? cond->cpu_bytes : 0;
     // One DiT call per step, two with classifier-free guidance (cfg 1 skips the negative).
     const int64_t passes = in.integer("steps") * (in.number("cfg") == 1.0 ? 1 : 2);
-    if (!plan.lease(dit, plan::dit_activations(dit, shape),
+    // The larger of a DiT call and the solver's update between calls.
+    const int64_t steps = in.integer("steps");
+    if (!plan.lease(dit,
+                    std::max(plan::dit_activations(dit, shape, steps),
+                             plan::solver_step_bytes(shape, steps)),
                     "DiT activations at " + std::to_string(plan::dit_tokens(dit.dit, shape)) +
                         " tokens",
-                    cond_on_device, passes))
+                    cond_on_device, passes, plan::dit_tokens(dit.dit, shape)))
       return true;
     plan::PlannedValue latent;  // back in CPU memory
     latent.shape = shape;

@@ -72,7 +72,9 @@ class VaceToVideo : public graph::Node {
     // other; the first result is held meanwhile.
     const int64_t act = plan::vae_encode_activation_bytes(
         vae, shape, in.has("tile_size") ? in.integer("tile_size") : 0);
-    if (!plan.lease(vae, act + latent, "VAE encode activations", video)) return true;
+    if (!plan.lease(vae, act + latent, "VAE encode activations", video, 2,
+                    plan::latent_positions(shape)))
+      return true;
     // The float32 context in CPU memory: 96 channels (inactive and reactive latents, 64 mask
     // channels) over the latent frames plus one frame per reference image.
     int64_t references = 0;

@@ -58,11 +58,13 @@ int64_t dit_tokens(const models::WanDitConfig& c, const pipeline::VideoShape& s)
          (s.width / 8 / c.patch_size[2]);
 }
 
-int64_t latent_bytes(const pipeline::VideoShape& s) {
-  return 16 * s.latent_frames() * (s.height / 8) * (s.width / 8) * 4;
+int64_t latent_positions(const pipeline::VideoShape& s) {
+  return s.latent_frames() * (s.height / 8) * (s.width / 8);
 }
 
-int64_t dit_activations(const ModelPlan& m, const pipeline::VideoShape& s) {
+int64_t latent_bytes(const pipeline::VideoShape& s) { return 16 * latent_positions(s) * 4; }
+
+int64_t dit_activations(const ModelPlan& m, const pipeline::VideoShape& s, int64_t steps) {
   const auto& c = m.dit;
   const int64_t S = dit_tokens(c, s), D = c.dim, F = c.ffn_dim, cb = m.compute_bytes;
   const int64_t lc = c.text_len + c.image_tokens();
@@ -84,13 +86,23 @@ int64_t dit_activations(const ModelPlan& m, const pipeline::VideoShape& s) {
   // and its float32 gated copy.
   const int64_t ffn = S * D * 4 + run * (D * (20 + 2 * cb) + 2 * F * cb);
   // Around the blocks: the float32 residual stream, the projected context (float32) and the
-  // cross-attention keys/values; the sampler's latents (state, noise, both predictions,
-  // solver history: 6 latents).
-  int64_t outside = S * D * 4 + lc * D * 4 + 2 * lc * D * cb + 6 * latent;
+  // cross-attention keys/values; the sampler's float32 latents during a DiT call: the state,
+  // the first guidance prediction while the second is computed, the DiT's patch-embedding
+  // input, and the solver's history of earlier predictions (two once there are two; measured
+  // on a 9680-token run, docs/memory_plan.md).
+  const int64_t latents = 3 + std::min<int64_t>(2, std::max<int64_t>(0, steps - 1));
+  int64_t outside = S * D * 4 + lc * D * 4 + 2 * lc * D * cb + latents * latent;
   // VACE: every hint is held from the VACE blocks to the main block that adds it.
   outside += static_cast<int64_t>(c.vace_layers.size()) * S * D * 4;
   // The computing layer's weight cast to the compute dtype, when kept in another.
   return outside + std::max({fill, attend, ffn}) + m.upcast_bytes;
+}
+
+int64_t solver_step_bytes(const pipeline::VideoShape& s, int64_t steps) {
+  // 14 latents: measured 13.3 at the peak of a 3-step UniPC run of 9680 tokens (tiny DiT on the
+  // virtual accelerator, tests/plan/stream_placement_test.cpp); a single step makes no update
+  // beyond the DiT call's own latents.
+  return steps > 1 ? 14 * latent_bytes(s) : 0;
 }
 
 int64_t clip_activations(const ModelPlan& m) {

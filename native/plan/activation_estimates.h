@@ -17,8 +17,12 @@ int64_t t5_activations(const ModelPlan& t5, int64_t tokens);
 
 int64_t dit_tokens(const models::WanDitConfig& config, const pipeline::VideoShape& shape);
 // One DiT call's activations around and inside the largest block, the sampler's latents and the
-// computing layer's weight cast included.
-int64_t dit_activations(const ModelPlan& dit, const pipeline::VideoShape& shape);
+// computing layer's weight cast included, in a run of `steps` sampling steps.
+int64_t dit_activations(const ModelPlan& dit, const pipeline::VideoShape& shape, int64_t steps);
+
+// A multistep solver's update between DiT calls: its history of earlier predictions and the
+// update's temporaries, all float32 latents (none with one step).
+int64_t solver_step_bytes(const pipeline::VideoShape& shape, int64_t steps);
 
 // One image through the CLIP vision tower.
 int64_t clip_activations(const ModelPlan& clip);
@@ -37,7 +41,8 @@ int64_t vae_decode_activation_bytes(int64_t latent_frames, int64_t height, int64
 int64_t vae_encode_activation_bytes(const ModelPlan& vae, const pipeline::VideoShape& shape,
                                     int64_t tile_pixels);
 
-// The float32 latent [16, T, H/8, W/8] of `shape`.
+// The float32 latent [16, T, H/8, W/8] of `shape`, and its T x H/8 x W/8 positions.
 int64_t latent_bytes(const pipeline::VideoShape& shape);
+int64_t latent_positions(const pipeline::VideoShape& shape);
 
 }  // namespace wan::plan

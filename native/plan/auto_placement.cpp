@@ -76,7 +76,6 @@ struct Candidate {
   std::vector<std::string> placements;
   std::vector<size_t> steps;  // per auto input: the index of its chosen candidate
   PlanResult plan;
-  int cpu_models = 0;
   int offloaded_models = 0;
   size_t steps_down() const {
     size_t n = 0;
@@ -127,12 +126,13 @@ json with_placements(const json& prompt, const std::vector<AutoLoader>& loaders,
   return out;
 }
 
-// Lower is better: fewer models computing on the CPU (far slower), fewer bytes moved onto the
-// device per run, fewer models that must move in again on every run (offloaded ones), fewer
-// inputs stepped down (smaller tiles recompute more overlap), then the lower device peak.
+// Lower is better: less work computed on the CPU (far slower: a DiT there costs far more than a
+// T5), fewer bytes moved onto the device per run, fewer models that must move in again on every
+// run (offloaded ones), fewer inputs stepped down (smaller tiles recompute more overlap), then
+// the lower device peak.
 auto rank(const Candidate& c) {
-  return std::make_tuple(c.cpu_models, c.plan.transfer_bytes, c.offloaded_models, c.steps_down(),
-                         c.plan.device_peak);
+  return std::make_tuple(c.plan.cpu_work, c.plan.transfer_bytes, c.offloaded_models,
+                         c.steps_down(), c.plan.device_peak);
 }
 
 std::string label(const AutoLoader& loader) {
@@ -177,7 +177,6 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     for (size_t i = 0; i < loaders.size(); ++i) {
       const std::string& placement = loaders[i].choices[digit[i]];
       c.placements.push_back(placement);
-      if (placement == "cpu") ++c.cpu_models;
       // Offloaded and streamed models move in again on every run.
       if (placement == "offload" || placement == "stream") ++c.offloaded_models;
     }
@@ -234,7 +233,7 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
           }
         why += (why.empty() ? "" : "; ") + c.placements[i] + " would run out of " +
                format_bytes(c.plan.capacity) + " in " + where;
-      } else if (c.cpu_models > best->cpu_models) {
+      } else if (c.plan.cpu_work > best->plan.cpu_work) {
         why += (why.empty() ? "" : "; ") + c.placements[i] + " would fit but compute on the CPU";
       } else if (c.plan.transfer_bytes > best->plan.transfer_bytes) {
         why += (why.empty() ? "" : "; ") + c.placements[i] + " would move " +

@@ -147,6 +147,7 @@ PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegist
     entry["outcome"] = "ok";
     nodes.push_back(entry);
   }
+  result.cpu_work = p.cpu_work();
   json models = json::object();
   for (const auto& m : p.models()) {
     models[m->name] = {{"placement", device::placement_name(m->placement)}, {"bytes", m->bytes}};

@@ -57,6 +57,7 @@ struct PlanResult {
   std::string device_peak_node;  // "Sample (node 7)"
   int64_t cpu_peak = 0;
   int64_t transfer_bytes = 0;  // bytes moved onto the device over the run
+  double cpu_work = 0;         // PlanContext::cpu_work: what the CPU-placed models compute
   // Weights per model name ("t5", "vae", "dit", "clip_vision"), as the device manager counts
   // them (parameters + buffers in the dtype the loader stores).
   std::vector<std::pair<std::string, int64_t>> model_bytes;

@@ -87,7 +87,7 @@ void PlanContext::move_in(ModelPlan& m) {
 }
 
 bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
-                        int64_t inputs_on_device, int64_t passes) {
+                        int64_t inputs_on_device, int64_t passes, int64_t tokens) {
   if (computes_on_device(m) && !m.on_device) {
     move_in(m);
     if (oom_) return false;
@@ -112,6 +112,8 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
     note(inputs_on_device + act, 0, part);
   } else {
     note(inputs_on_device, act, "");
+    cpu_work_ += static_cast<double>(m.bytes) * static_cast<double>(std::max<int64_t>(1, tokens)) *
+                 static_cast<double>(passes);
   }
   if ((m.placement == device::Placement::kOffload || streams(m)) && m.on_device) {
     const int64_t resident = streams(m) ? m.bytes - m.block_bytes : m.bytes;

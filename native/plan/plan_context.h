@@ -109,9 +109,11 @@ class PlanContext {
                                    const std::string& placement);
   // Weights in (offload, stream), `activations` bytes while the model computes (with
   // `inputs_on_device` bytes of inputs moved over for it), weights out. `passes`: forward calls
-  // in the lease (a streamed model's blocks visit once per call). False on an out-of-memory.
+  // in the lease (a streamed model's blocks visit once per call), each over `tokens` positions
+  // (the CPU work of a model placed `cpu` is weights x tokens x passes). False on an
+  // out-of-memory.
   bool lease(ModelPlan& model, int64_t activations, const std::string& what,
-             int64_t inputs_on_device = 0, int64_t passes = 1);
+             int64_t inputs_on_device = 0, int64_t passes = 1, int64_t tokens = 1);
   // Counts `value`'s bytes as held from now on (until the run ends), and `transient_cpu` bytes
   // of CPU memory alive only while the node makes it.
   void hold(const PlannedValue& value, int64_t transient_cpu = 0);
@@ -131,6 +133,9 @@ class PlanContext {
   const std::optional<std::string>& oom() const { return oom_; }
   const std::vector<std::shared_ptr<ModelPlan>>& models() const { return models_; }
   int64_t capacity() const { return capacity_; }
+  // Weight bytes x positions x calls computed on the CPU over the run: a proxy for the time the
+  // CPU-placed models take (the DiT's 32760 tokens x 100 calls dwarf one T5 encode).
+  double cpu_work() const { return cpu_work_; }
 
  private:
   void note(int64_t device_extra, int64_t cpu_extra, const std::string& what);
@@ -154,6 +159,7 @@ class PlanContext {
   std::vector<std::shared_ptr<ModelPlan>> models_;
   std::set<std::string> model_names_;
   std::optional<std::string> oom_;
+  double cpu_work_ = 0;
 };
 
 // "blocks.3.ffn.0.weight" -> "blocks.3" (also "vace_blocks.N"); empty for the tensors outside the
