@@ -30,7 +30,7 @@ class LoadClipVision : public graph::Node {
     socket->file = path;
     socket->model = run.devices().adopt(clip.ptr(), device::parse_placement(in.string("placement")),
                                         "clip_vision");
-    spdlog::info("LoadCLIPVision: {} -> {}", path, in.string("placement"));
+    log_loaded(run, path, "dtype " + in.string("dtype"), socket->model);
     return {socket};
   }
 

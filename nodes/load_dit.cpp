@@ -37,9 +37,11 @@ class LoadDit : public graph::Node {
     socket->file = path;
     socket->model =
         run.devices().adopt(dit.ptr(), device::parse_placement(in.string("placement")), "dit");
-    spdlog::info("LoadDiT: {} ({}, {} blocks, weights {}, compute {}) -> {}", path,
-                 models::to_string(dit->config().variant), dit->config().num_layers, weight_choice,
-                 c10::toString(compute), in.string("placement"));
+    log_loaded(run, path,
+               std::string(models::to_string(dit->config().variant)) + ", " +
+                   std::to_string(dit->config().num_layers) + " blocks, weights " + weight_choice +
+                   ", compute " + c10::toString(compute),
+               socket->model);
     return {socket};
   }
 

@@ -59,7 +59,8 @@ class LoadT5 : public graph::Node {
     socket->model = run.devices().adopt(encoder->encoder().ptr(),
                                         device::parse_placement(in.string("placement")), "t5");
     socket->encoder = std::move(encoder);
-    spdlog::info("LoadT5: {} ({} tokens max) -> {}", path, text_len, in.string("placement"));
+    log_loaded(run, path, std::to_string(text_len) + " tokens max, dtype " + in.string("dtype"),
+               socket->model);
     return {socket};
   }
 

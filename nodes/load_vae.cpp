@@ -28,7 +28,7 @@ class LoadVae : public graph::Node {
     socket->file = path;
     socket->model =
         run.devices().adopt(vae.ptr(), device::parse_placement(in.string("placement")), "vae");
-    spdlog::info("LoadVAE: {} -> {}", path, in.string("placement"));
+    log_loaded(run, path, "dtype " + in.string("dtype"), socket->model);
     return {socket};
   }
 

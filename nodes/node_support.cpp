@@ -1,5 +1,7 @@
 #include "nodes/node_support.h"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -71,6 +73,14 @@ at::Tensor first_frame_as_wan_image(const at::Tensor& image, const std::string& 
     throw ValidationError(where + ": expected an IMAGE [F, H, W, 3]");
   const auto frame = image.dim() == 4 ? image[0] : image;
   return image::to_wan_image(frame.to(at::kFloat).cpu());
+}
+
+void log_loaded(const graph::RunContext& run, const std::string& path, const std::string& details,
+                const device::ModelHandle& model) {
+  spdlog::info("{}: loaded {}{}, {}, placement {}, on {}", run.node_label(), path,
+               details.empty() ? "" : " (" + details + ")", format_bytes(model.bytes()),
+               device::placement_name(model.placement()),
+               model.on_compute_device() ? run.devices().compute().name() : std::string("cpu"));
 }
 
 }  // namespace wan::nodes

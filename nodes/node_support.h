@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "device/device_manager.h"
 #include "device/placement.h"
 #include "graph/node_registry.h"
 #include "graph/node_schema.h"
@@ -38,6 +39,11 @@ std::string input_path(const graph::RunContext& run, const std::string& name);
 // animations and videos, "animated": [true].
 nlohmann::json ui_files(const std::vector<media::SavedOutput>& saved, const std::string& type,
                         bool animated);
+
+// A loader's one log line: "LoadDiT (node 1): loaded <path> (<details>), 2.68 GiB, placement
+// offload, on cpu".
+void log_loaded(const graph::RunContext& run, const std::string& path, const std::string& details,
+                const device::ModelHandle& model);
 
 // The first frame of an IMAGE batch as a Wan image [3, H, W] in [-1, 1].
 at::Tensor first_frame_as_wan_image(const at::Tensor& image, const std::string& where);

@@ -264,11 +264,13 @@ ModelHandle DeviceManager::adopt(std::shared_ptr<torch::nn::Module> model, Place
     records_.push_back(record);
   }
   if (placement != Placement::kCpu && !compute_->is_accelerator()) {
-    spdlog::info("{}: {} weights, placement={} computes on the CPU (no accelerator or budget)",
-                 record->name, format_bytes(record->bytes), placement_name(placement));
+    // Asked for the device and there is none: say so, not silently compute on the CPU.
+    spdlog::warn("{}: placement={} computes on the CPU: there is no accelerator and no --vram "
+                 "budget",
+                 record->name, placement_name(placement));
   } else {
-    spdlog::info("{}: {} weights, placement={} -> {}", record->name, format_bytes(record->bytes),
-                 placement_name(placement), record->on_compute ? compute_->name() : "cpu");
+    spdlog::debug("{}: {} weights, placement={} -> {}", record->name, format_bytes(record->bytes),
+                  placement_name(placement), record->on_compute ? compute_->name() : "cpu");
   }
   return ModelHandle(record);
 }

@@ -18,7 +18,7 @@ namespace {
 using testing::golden_tensor;
 using testing::tiny_path;
 
-constexpr double kAtol = 1e-4;  // the manifest's tolerance for latents, video and encodings
+constexpr double kAtol = 3e-5;  // measured at most 1.34e-5 (the manifest allows 1e-4)
 
 struct Golden {
   std::string name;

@@ -118,18 +118,19 @@ const json& node_of(const json& ledger, const std::string& class_type) {
   throw std::runtime_error("no " + class_type + " in the ledger");
 }
 
-// A sequence longer than a block's token run (704x704x17: 9680 tokens, runs of 4096): the
-// chunked per-token work is planned within 10 % of what the run measures, with one step,
-// three and six (the solver's history and update between DiT calls hold latents then).
+// A sequence longer than a block's token run (704x704x9: 5808 tokens, runs of 4096): the
+// chunked per-token work is planned within 10 % of what the run measures, with one step and
+// with three (the solver's history and its update between DiT calls hold latents then; six
+// steps measured the same peak as three).
 TEST(StreamPlacement, LongSequencesInTokenRunsArePlannedWithinTenPercent) {
   ModelsDir models;
-  for (const int64_t steps : {1, 3, 6}) {
-    const auto streamed = run(models, "stream", "offload", 704, 17, steps);
+  for (const int64_t steps : {1, 3}) {
+    const auto streamed = run(models, "stream", "offload", 704, 9, steps);
     const auto& sample = node_of(streamed.ledger, "Sample");
     const int64_t measured = sample["bytes_peak"]["vgpu"].get<int64_t>();
     for (const auto& node : streamed.plan.nodes) {
       if (node.class_type != "Sample") continue;
-      std::printf("Sample at 9680 tokens, %lld steps: vgpu peak planned %lld, measured %lld (%+.1f %%)\n",
+      std::printf("Sample at 5808 tokens, %lld steps: vgpu peak planned %lld, measured %lld (%+.1f %%)\n",
                   static_cast<long long>(steps), static_cast<long long>(node.device_peak),
                   static_cast<long long>(measured),
                   100.0 * (static_cast<double>(node.device_peak) - measured) / measured);
@@ -237,7 +238,7 @@ TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
   }
   EXPECT_TRUE(at::equal(outputs[1], outputs[0]))
       << "max abs " << (outputs[1] - outputs[0]).abs().max().item<double>();
-  EXPECT_ALLCLOSE(outputs[1], g.at("single.out.0"), 1e-4);
+  EXPECT_ALLCLOSE(outputs[1], g.at("single.out.0"), 1e-5);
   std::printf("VACE tiny: vgpu peak gpu %lld, stream %lld\n", static_cast<long long>(peaks[0]),
               static_cast<long long>(peaks[1]));
   EXPECT_LT(peaks[1], peaks[0]);

@@ -9,7 +9,7 @@
 namespace wan::runner::testing {
 namespace {
 
-constexpr double kAtol = 1e-4;  // fp32 end to end, as the goldens were made
+constexpr double kAtol = 1e-5;  // fp32 end to end, as the goldens were made; measured 4.8e-6
 
 struct Golden {
   nlohmann::json derived, kwargs;
@@ -69,21 +69,21 @@ void expect_reproduces(const std::string& task, const std::string& golden_name,
   EXPECT_ALLCLOSE(video, g.video, kAtol);
 }
 
-TEST(GoldenWorkflows, TextToVideoUniPCMatchesOfficialWithin1e4) {
+TEST(GoldenWorkflows, TextToVideoUniPCMatchesOfficialWithin1e5) {
   expect_reproduces("t2v", "e2e_t2v_unipc");
 }
 
-TEST(GoldenWorkflows, TextToVideoDpmppMatchesOfficialWithin1e4) {
+TEST(GoldenWorkflows, TextToVideoDpmppMatchesOfficialWithin1e5) {
   expect_reproduces("t2v", "e2e_t2v_dpmpp");
 }
 
-TEST(GoldenWorkflows, ImageToVideoMatchesOfficialWithin1e4) { expect_reproduces("i2v", "e2e_i2v"); }
+TEST(GoldenWorkflows, ImageToVideoMatchesOfficialWithin1e5) { expect_reproduces("i2v", "e2e_i2v"); }
 
-TEST(GoldenWorkflows, FirstLastFrameToVideoMatchesOfficialWithin1e4) {
+TEST(GoldenWorkflows, FirstLastFrameToVideoMatchesOfficialWithin1e5) {
   expect_reproduces("flf2v", "e2e_flf2v");
 }
 
-TEST(GoldenWorkflows, VaceMatchesOfficialWithin1e4) {
+TEST(GoldenWorkflows, VaceMatchesOfficialWithin1e5) {
   const Golden g("e2e_vace");
   expect_reproduces("vace", "e2e_vace",
                     {"VaceToVideo.strength=" + number(g.kwargs["context_scale"].get<double>())});

@@ -82,10 +82,16 @@ std::set<std::string> failed_inputs(const RunResult& result) {
   return names;
 }
 
-// Loaders log "LoadDiT: <path> ..." once a model is in memory.
+// Loaders log "LoadDiT (node 1): loaded <path> ..." once a model is in memory
+// (nodes/node_support.h log_loaded; HostileInputs.AValidRunLogsItsLoads checks it appears).
 bool loaded_a_model(const RunResult& result) {
-  for (const char* loader : {"LoadDiT: ", "LoadT5: ", "LoadVAE: ", "LoadCLIPVision: "})
-    if (result.err.find(loader) != std::string::npos) return true;
+  for (const char* loader : {"LoadDiT (node ", "LoadT5 (node ", "LoadVAE (node ", "LoadCLIPVision (node "}) {
+    for (size_t at = result.err.find(loader); at != std::string::npos;
+         at = result.err.find(loader, at + 1)) {
+      const size_t close = result.err.find("): loaded ", at);
+      if (close != std::string::npos && close < result.err.find('\n', at)) return true;
+    }
+  }
   return false;
 }
 
@@ -140,6 +146,14 @@ TEST_F(HostileInputs, WorkflowThatIsNotARegularFileExitsTwo) {
     EXPECT_EQ(result.exit_code, 2) << workflow << "\n" << result.err;
     EXPECT_NE(result.err.find(workflow.filename().string()), std::string::npos) << result.err;
   }
+}
+
+// The control for every "nothing was loaded" check below: a valid run's log shows its loads.
+TEST_F(HostileInputs, AValidRunLogsItsLoads) {
+  TempDir dir("valid");
+  const auto result = run_wan_within(t2v_args(dir / "output", models_dir(), {}), 300);
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(loaded_a_model(result)) << result.err;
 }
 
 TEST_F(HostileInputs, InvalidUtf8AnywhereExitsTwoAndPrintsValidJson) {

@@ -362,7 +362,7 @@ ClipVision load_clip_vision(const std::string& path, const LoadClipVisionOptions
   model->eval();
   model->to(options.device());
   load_clip_vision_weights(model, tensors, path, options.dtype());
-  spdlog::info("LoadClipVision: {} (width {}, {} of {} blocks, {} heads) -> {}, {}", path,
+  spdlog::debug("load_clip_vision: {} (width {}, {} of {} blocks, {} heads) -> {}, {}", path,
                config.width(), config.layers_used(), config.layers(), config.heads(),
                options.device().str(), c10::toString(options.dtype()));
   return model;

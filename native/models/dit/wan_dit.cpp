@@ -324,7 +324,7 @@ WanDit load_wan_dit(const std::string& path, std::optional<at::ScalarType> weigh
     bytes += item.value().numel() * static_cast<int64_t>(item.value().element_size());
     scales += 1;
   }
-  spdlog::info("LoadDiT: {} ({}, {} blocks, dim {}, {} heads{}) weights {}, compute {}, {}", path,
+  spdlog::debug("load_wan_dit: {} ({}, {} blocks, dim {}, {} heads{}) weights {}, compute {}, {}", path,
                to_string(config.variant), config.num_layers, config.dim, config.num_heads,
                scales ? ", fp8 scaled kept as stored" : "",
                weight_dtype ? c10::toString(*weight_dtype) : "as stored",

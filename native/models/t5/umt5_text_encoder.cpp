@@ -56,7 +56,7 @@ Umt5Encoder load_umt5_encoder(io::TensorMap tensors, const std::string& origin,
     bytes += item.value().numel() * static_cast<int64_t>(item.value().element_size());
     fp8 += item.value().element_size() == 1 && item.value().is_floating_point() ? 1 : 0;
   }
-  spdlog::info("LoadT5: {} ({} layout, {} layers, dim {}, {} heads) -> compute {}, {} fp8 "
+  spdlog::debug("load_umt5_text_encoder: {} ({} layout, {} layers, dim {}, {} heads) -> compute {}, {} fp8 "
                "tensors kept as stored, {} of weights",
                origin, hf ? "Hugging Face" : "official", config.num_layers(), config.dim(),
                config.num_heads(), c10::toString(options.dtype()), fp8, format_bytes(bytes));

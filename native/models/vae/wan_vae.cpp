@@ -443,7 +443,7 @@ WanVae load_wan_vae(const std::string& path, at::ScalarType dtype) {
   options.dtype = dtype;
   load_weights(*vae, tensors, path, options);
   vae->eval();
-  spdlog::info("LoadVAE: {} (dim {}, z_dim {}) {}", path, config.dim, config.z_dim,
+  spdlog::debug("load_wan_vae: {} (dim {}, z_dim {}) {}", path, config.dim, config.z_dim,
                c10::toString(dtype));
   return vae;
 }

@@ -1,5 +1,5 @@
 // Parity of WanDit with the official WanModel / VaceWanModel on the tiny fixtures (float32,
-// max abs error <= 1e-4 on outputs and intermediates), plus sensitivity and bf16 checks.
+// max abs error <= 1e-5 on outputs and intermediates), plus sensitivity and bf16 checks.
 #include "models/dit/wan_dit.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -21,7 +21,7 @@ using testing::golden;
 using testing::golden_tensor;
 using testing::tiny_path;
 
-constexpr double kAtol = 1e-4;
+constexpr double kAtol = 1e-5;  // measured at most 5.3e-6
 
 std::string weights_of(const std::string& variant) {
   return tiny_path("weights/dit_" + variant + "_tiny.safetensors");
@@ -99,18 +99,18 @@ void expect_case_matches(const std::string& variant, const std::string& name, in
   }
 }
 
-TEST(WanDit, T2vSingleMatchesOfficialWithin1e4) { expect_case_matches("t2v", "single", 48); }
+TEST(WanDit, T2vSingleMatchesOfficialWithin1e5) { expect_case_matches("t2v", "single", 48); }
 
-TEST(WanDit, T2vBatchOfTwoSizesMatchesOfficialWithin1e4) {
+TEST(WanDit, T2vBatchOfTwoSizesMatchesOfficialWithin1e5) {
   // Samples of 48 and 30 tokens padded to seq_len 56: padded keys are masked via k_lens.
   expect_case_matches("t2v", "batch2", 56);
 }
 
-TEST(WanDit, I2vMatchesOfficialWithin1e4) { expect_case_matches("i2v", "single", 36); }
+TEST(WanDit, I2vMatchesOfficialWithin1e5) { expect_case_matches("i2v", "single", 36); }
 
-TEST(WanDit, Flf2vMatchesOfficialWithin1e4) { expect_case_matches("flf2v", "single", 20); }
+TEST(WanDit, Flf2vMatchesOfficialWithin1e5) { expect_case_matches("flf2v", "single", 20); }
 
-TEST(WanDit, VaceMatchesOfficialWithin1e4) {
+TEST(WanDit, VaceMatchesOfficialWithin1e5) {
   auto model = load_wan_dit(weights_of("vace"), at::kFloat, at::kFloat);
   auto c = load_case("vace", "single", 64);
   c.extras.vace_context_scale = 0.75;

@@ -15,7 +15,7 @@ using testing::golden_tensor;
 using testing::tiny_path;
 
 // Suggested tolerance of goldens/t5.safetensors (manifest): float32 max abs error.
-constexpr double kAtol = 1e-4;
+constexpr double kAtol = 1e-5;  // measured at most 2.8e-6
 
 std::string tiny_weights() { return tiny_path("weights/t5_tiny_encoder.pth"); }
 
@@ -97,7 +97,7 @@ TEST(Umt5RelativePosition, BucketBoundariesMatchOfficialFormula) {
   }
 }
 
-TEST(Umt5TextEncoder, ContextPerPromptMatchesOfficialWithin1e4) {
+TEST(Umt5TextEncoder, ContextPerPromptMatchesOfficialWithin1e5) {
   auto text_encoder = load_umt5_text_encoder(
       tiny_weights(), tiny_path("weights/tokenizer/spiece.model"), at::kFloat, 32);
   const auto prompts = golden_prompts();
@@ -110,7 +110,7 @@ TEST(Umt5TextEncoder, ContextPerPromptMatchesOfficialWithin1e4) {
   }
 }
 
-TEST(Umt5Encoder, BatchedMaskedOutputAndIntermediatesMatchOfficialWithin1e4) {
+TEST(Umt5Encoder, BatchedMaskedOutputAndIntermediatesMatchOfficialWithin1e5) {
   auto encoder = tiny_encoder();
   const auto ids = golden_tensor("t5", "input_ids");
   const auto mask = golden_tensor("t5", "attention_mask");

@@ -17,7 +17,7 @@ using ::wan::testing::golden_tensor;
 using ::wan::testing::tiny_path;
 
 // The official component tolerance (manifest: atol 1e-4, float32).
-constexpr double kAtol = 1e-4;
+constexpr double kAtol = 1e-5;  // measured at most 2.3e-6
 
 WanVae& tiny_vae() {
   static WanVae vae = load_wan_vae(tiny_path("weights/vae_tiny.pth"));
@@ -65,32 +65,32 @@ TEST(WanVae, NormalisationConstantsAreBuffersMatchingOfficial) {
   EXPECT_TRUE(vae->inv_std.equal(golden_tensor("vae", "scale.std").reciprocal()));
 }
 
-TEST(WanVae, EncodeVideoMatchesOfficialWithin1e4) {
+TEST(WanVae, EncodeVideoMatchesOfficialWithin1e5) {
   const auto latent = tiny_vae()->encode(golden_tensor("vae", "encode.video_in"));
   EXPECT_ALLCLOSE(latent, golden_tensor("vae", "encode.video_latent"), kAtol);
 }
 
-TEST(WanVae, EncodeImageMatchesOfficialWithin1e4) {
+TEST(WanVae, EncodeImageMatchesOfficialWithin1e5) {
   const auto latent = tiny_vae()->encode(golden_tensor("vae", "encode.image_in"));
   EXPECT_ALLCLOSE(latent, golden_tensor("vae", "encode.image_latent"), kAtol);
 }
 
-TEST(WanVae, EncodeSmallVideoMatchesOfficialWithin1e4) {
+TEST(WanVae, EncodeSmallVideoMatchesOfficialWithin1e5) {
   const auto latent = tiny_vae()->encode(golden_tensor("vae", "encode.video_small_in"));
   EXPECT_ALLCLOSE(latent, golden_tensor("vae", "encode.video_small_latent"), kAtol);
 }
 
-TEST(WanVae, EncodeUnscaledMatchesOfficialWithin1e4) {
+TEST(WanVae, EncodeUnscaledMatchesOfficialWithin1e5) {
   const auto mu = tiny_vae()->encode_unscaled(golden_tensor("vae", "encode.video_in"));
   EXPECT_ALLCLOSE(mu, golden_tensor("vae", "encode.video_latent_unscaled"), kAtol);
 }
 
-TEST(WanVae, DecodeVideoMatchesOfficialWithin1e4) {
+TEST(WanVae, DecodeVideoMatchesOfficialWithin1e5) {
   const auto video = tiny_vae()->decode(golden_tensor("vae", "decode.latent_in"));
   EXPECT_ALLCLOSE(video, golden_tensor("vae", "decode.video_out"), kAtol);
 }
 
-TEST(WanVae, DecodeImageMatchesOfficialWithin1e4) {
+TEST(WanVae, DecodeImageMatchesOfficialWithin1e5) {
   const auto video = tiny_vae()->decode(golden_tensor("vae", "decode.latent1_in"));
   EXPECT_ALLCLOSE(video, golden_tensor("vae", "decode.image_out"), kAtol);
 }
