@@ -2,7 +2,9 @@
 // 24 GiB, what placement auto chooses for the shipped workflows/<task>/auto.json (placements and
 // VAE tiles), the planned device and CPU peaks, and the bytes moved onto the device per sampling
 // step. Planned from the official checkpoints' shapes (--preset): nothing is loaded, so it runs
-// anywhere in seconds. Prints a Markdown table (docs/memory_plan.md).
+// anywhere in seconds. Each 14B pipeline is planned twice: with the workflow's fp16 DiT file and
+// with ComfyUI's fp8_e4m3fn one (kept as fp8, upcast per layer), the file that keeps the CPU
+// peak within 24 GiB. Prints a Markdown table (docs/memory_plan.md).
 //
 //   build/benchmarks/fit_table [--steps N]
 #include <spdlog/spdlog.h>
@@ -25,10 +27,13 @@ using nlohmann::json;
 struct Pipeline {
   const char* preset;
   const char* task;
+  bool fp8_dit;  // LoadDiT reads the *_fp8_e4m3fn file instead of the workflow's *_fp16 one
 };
 
-constexpr Pipeline kPipelines[] = {{"t2v-1.3B", "t2v"},   {"t2v-14B", "t2v"}, {"i2v-14B", "i2v"},
-                                   {"flf2v-14B", "flf2v"}, {"vace-14B", "vace"}};
+constexpr Pipeline kPipelines[] = {
+    {"t2v-1.3B", "t2v", false},   {"t2v-14B", "t2v", false},     {"t2v-14B", "t2v", true},
+    {"i2v-14B", "i2v", false},    {"i2v-14B", "i2v", true},      {"flf2v-14B", "flf2v", false},
+    {"flf2v-14B", "flf2v", true}, {"vace-14B", "vace", false},   {"vace-14B", "vace", true}};
 constexpr int kBudgetsGiB[] = {3, 4, 6, 8, 10, 12, 16, 24};
 
 struct Resolution {
@@ -43,10 +48,16 @@ std::string gib(int64_t bytes) {
   return text;
 }
 
-// The workflow's size and step inputs on every node that has them.
-json sized(json prompt, const Resolution& r, int64_t steps) {
+// The workflow's size and step inputs on every node that has them, and the DiT file.
+json sized(json prompt, const Resolution& r, int64_t steps, bool fp8_dit) {
   for (auto& [id, node] : prompt.items()) {
     auto& inputs = node["inputs"];
+    if (fp8_dit && node["class_type"] == "LoadDiT") {
+      std::string name = inputs["model_name"].get<std::string>();
+      const auto fp16 = name.find("_fp16");
+      if (fp16 != std::string::npos) name.replace(fp16, 5, "_fp8_e4m3fn");
+      inputs["model_name"] = name;
+    }
     if (inputs.contains("width") && inputs["width"].is_number()) {
       inputs["width"] = r.width;
       inputs["height"] = r.height;
@@ -64,6 +75,8 @@ std::string choices_text(const wan::plan::AutoPlacement& resolved) {
     if (c.input == "placement") {
       std::string model = c.class_type.substr(4);  // "LoadDiT" -> "DiT"
       text += (text.empty() ? "" : ", ") + model + " " + c.value;
+    } else if (c.input == "resident_blocks") {
+      if (c.value != "0") text += ", " + c.value + " DiT blocks resident";
     } else if (c.value != "0") {
       text += ", " + c.class_type + " tile " + c.value;
     }
@@ -87,7 +100,8 @@ int main(int argc, char** argv) {
     const json shipped = wan::graph::to_api_prompt(
         wan::graph::read_json_file(workflows / pipeline.task / "auto.json"), registry);
     for (const auto& resolution : kResolutions) {
-      const json prompt = sized(shipped, resolution, steps);
+      const json prompt = sized(shipped, resolution, steps, pipeline.fp8_dit);
+      const std::string name = std::string(pipeline.preset) + (pipeline.fp8_dit ? " fp8" : "");
       for (const int budget : kBudgetsGiB) {
         wan::plan::PlanOptions options;
         options.models_dir = fs::temp_directory_path() / "wan_fit_table_no_models";
@@ -100,13 +114,13 @@ int main(int argc, char** argv) {
           int64_t per_step = 0;
           for (const auto& node : plan.nodes)
             if (node.class_type == "Sample") per_step = node.bytes_in / steps;
-          std::printf("| %s | %s | %d GiB | %s | %s | %s | %s | %s | %s |\n", pipeline.preset,
+          std::printf("| %s | %s | %d GiB | %s | %s | %s | %s | %s | %s |\n", name.c_str(),
                       resolution.name, budget, resolved.fits ? "yes" : "no",
                       choices_text(resolved).c_str(), gib(plan.device_peak).c_str(),
                       gib(plan.cpu_peak).c_str(), gib(per_step).c_str(),
                       gib(plan.transfer_bytes).c_str());
         } catch (const std::exception& e) {
-          std::printf("| %s | %s | %d GiB | error | %s | | | | |\n", pipeline.preset,
+          std::printf("| %s | %s | %d GiB | error | %s | | | | |\n", name.c_str(),
                       resolution.name, budget, e.what());
         }
         std::fflush(stdout);

@@ -9,6 +9,24 @@
 #include "plan/weights_plan.h"
 
 namespace wan::nodes {
+namespace {
+
+inline constexpr int64_t kAutoResidentBlocks = -1;
+// What the planner tries for resident_blocks -1, most first (a count above the model's blocks
+// keeps them all): 40 is the 14B models' block count, 30 the 1.3B's.
+const std::vector<int64_t> kResidentBlockCounts = {40, 36, 32, 30, 28, 24, 20, 16, 12, 8, 4, 2, 1, 0};
+
+// resident_blocks as the device manager takes it; -1 must have been resolved by the planner.
+int64_t resident_blocks_of(const graph::Values& in, const std::string& where) {
+  const int64_t n = in.has("resident_blocks") ? in.integer("resident_blocks") : 0;
+  if (n == kAutoResidentBlocks)
+    throw ValidationError(where + " input 'resident_blocks': -1 is chosen by the memory planner "
+                          "for the whole prompt, and this run was not planned; set a count, or 0 "
+                          "to stream every block");
+  return n;
+}
+
+}  // namespace
 
 class LoadDit : public graph::Node {
  public:
@@ -24,6 +42,14 @@ class LoadDit : public graph::Node {
                    .tooltip("dtype the weights are kept in; as_stored keeps each as the file "
                             "stores it (fp8 too), cast to compute_dtype per layer as it computes"))
         .input(graph::Choice("compute_dtype", {"bf16", "fp32", "fp16"}).default_to("bf16"))
+        .input(graph::Int("resident_blocks").default_to(0).min(kAutoResidentBlocks).max(1000)
+                   .planner_choice(kAutoResidentBlocks, kResidentBlockCounts)
+                   .planner_choice_when("placement", "stream")
+                   .optional()
+                   .tooltip("With placement stream: how many of the first blocks move in with the "
+                            "model and stay while it samples, instead of visiting one at a time "
+                            "on every step (fewer bytes moved, more device memory); -1 = as many "
+                            "as fit (chosen by the planner)."))
         .output(DitSocket::kType, "dit");
   }
 
@@ -32,15 +58,22 @@ class LoadDit : public graph::Node {
     const auto compute = parse_dtype(in.string("compute_dtype"), run.node_label());
     const auto& weight_choice = in.string("weight_dtype");
     const auto weights = weight_dtype_of(in, run.node_label());
+    const auto placement = device::parse_placement(in.string("placement"));
+    // Other placements move every block with the model: the count means nothing there.
+    const int64_t resident =
+        placement == device::Placement::kStream ? resident_blocks_of(in, run.node_label()) : 0;
     auto dit = models::load_wan_dit(path, weights, compute);
     auto socket = std::make_shared<DitSocket>();
     socket->file = path;
-    socket->model =
-        run.devices().adopt(dit.ptr(), device::parse_placement(in.string("placement")), "dit");
+    socket->model = run.devices().adopt(dit.ptr(), placement, "dit", resident);
     log_loaded(run, path,
                std::string(models::to_string(dit->config().variant)) + ", " +
-                   std::to_string(dit->config().num_layers) + " blocks, weights " + weight_choice +
-                   ", compute " + c10::toString(compute),
+                   std::to_string(dit->config().num_layers) + " blocks" +
+                   (resident > 0
+                        ? " (" + std::to_string(std::min(resident, dit->config().num_layers)) +
+                              " resident)"
+                        : std::string()) +
+                   ", weights " + weight_choice + ", compute " + c10::toString(compute),
                socket->model);
     return {socket};
   }
@@ -49,6 +82,9 @@ class LoadDit : public graph::Node {
     auto dit = plan::dit_weights(plan, in.string("model_name"),
                                  weight_dtype_of(in, plan.node_label()),
                                  parse_dtype(in.string("compute_dtype"), plan.node_label()));
+    // Unresolved (-1): planned as every block streaming.
+    const int64_t resident = in.has("resident_blocks") ? in.integer("resident_blocks") : 0;
+    if (in.string("placement") == "stream") plan::keep_blocks_resident(dit, std::max<int64_t>(0, resident));
     plan::PlannedValue out;
     out.model = plan.adopt(std::move(dit), "dit", in.string("placement"));
     plan.set_output(0, out);

@@ -285,6 +285,24 @@ def _combo_options_in_comfy(fp, class_type, input_name, folder, static):
 
 def _resolve_models_view(fp, class_type, inputs):
     """A _ModelsView for the model files this node reads, found in ComfyUI's folders."""
+    links = _model_links(fp, class_type, inputs)
+    return _ModelsView(links) if links else None
+
+
+def _prompt_models_view(fp, prompt):
+    """A _ModelsView for the model files of every node of an API prompt: what the native planner
+    reads when a loader's placement (or a VAE's tile) is left to it. A folder found in two
+    bases keeps the first node's."""
+    links = {}
+    for node in (prompt or {}).values():
+        if isinstance(node, dict) and node.get("class_type") in _MODEL_FOLDERS:
+            for folder, base in _model_links(fp, node["class_type"], node.get("inputs", {})).items():
+                links.setdefault(folder, base)
+    return _ModelsView(links)
+
+
+def _model_links(fp, class_type, inputs):
+    """{folder: base} for the model files this node reads, found in ComfyUI's folders."""
     links = {}
     for input_name, folder in _MODEL_FOLDERS.get(class_type, {}).items():
         name = inputs.get(input_name)
@@ -306,7 +324,7 @@ def _resolve_models_view(fp, class_type, inputs):
                 "%s: %s '%s' is not in ComfyUI's %s folders (%s)"
                 % (class_type, input_name, name, folder, ", ".join(_comfy_bases(fp, folder))))
         links[folder] = base
-    return _ModelsView(links) if links else None
+    return links
 
 
 class _ComfyProgress:
@@ -349,6 +367,15 @@ def _run_native(class_type, inputs, hidden, ui=None):
         progress, interrupted = progress_hook, None
 
     view = _resolve_models_view(fp, class_type, inputs) if fp is not None else None
+    plan_views = []
+
+    def plan_models_dir():
+        # Called by the native side only when an input is left to the planner.
+        if fp is None:
+            return ""
+        plan_views.append(_prompt_models_view(fp, prompt))
+        return plan_views[-1].root
+
     try:
         _free_comfy_memory(mm, class_type, inputs, view)
         return _native.execute(
@@ -356,7 +383,8 @@ def _run_native(class_type, inputs, hidden, ui=None):
             models_dir=view.root if view else None,
             prompt=json.dumps(prompt) if prompt is not None else "",
             workflow=json.dumps(workflow) if workflow is not None else "",
-            extra_pnginfo=json.dumps(extra) if isinstance(extra, dict) else "", ui=ui)
+            extra_pnginfo=json.dumps(extra) if isinstance(extra, dict) else "", ui=ui,
+            plan_models_dir=plan_models_dir)
     except Interrupted as error:
         if mm is not None and hasattr(mm, "InterruptProcessingException"):
             raise mm.InterruptProcessingException() from error
@@ -369,6 +397,8 @@ def _run_native(class_type, inputs, hidden, ui=None):
     finally:
         if view is not None:
             view.close()
+        for plan_view in plan_views:
+            plan_view.close()
 
 
 # --- node classes from the native schemas -----------------------------------------------------

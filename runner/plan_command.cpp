@@ -17,6 +17,7 @@ namespace {
 plan::PlanOptions plan_options_of(const RunnerOptions& options) {
   plan::PlanOptions plan_options;
   plan_options.models_dir = options.models_dir;
+  plan_options.input_dir = options.input_dir;
   plan_options.preset = options.preset;
   plan_options.device = options.device_options();
   return plan_options;

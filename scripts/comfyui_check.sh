@@ -44,11 +44,13 @@ native=("$REPO"/build/python_shim/_wan_native*.so)
 [[ ${#native[@]} -gt 0 && -x "$REPO/build/wan-run" ]] ||
   fail "build: build/python_shim/_wan_native*.so or build/wan-run missing (cmake --build build --target _wan_native wan-run)"
 
-# ComfyUI's requirements, installed again only when its requirements.txt changes.
+# ComfyUI's requirements, installed again only when its requirements.txt changes. `requests`
+# is imported by its app/frontend_management.py but not listed (it used to arrive with other
+# packages' dependencies), so it is named here too.
 stamp="$REPO/.venv/.comfyui_requirements.sha256"
-want="$(sha256sum "$COMFYUI/requirements.txt" | cut -d' ' -f1)"
+want="$(cat "$COMFYUI/requirements.txt" <(echo requests) | sha256sum | cut -d' ' -f1)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-  "$PY" -m pip install -q -r "$COMFYUI/requirements.txt" >"$WORK/pip.log" 2>&1 ||
+  "$PY" -m pip install -q -r "$COMFYUI/requirements.txt" requests >"$WORK/pip.log" 2>&1 ||
     { tail -5 "$WORK/pip.log"; fail "pip install -r $COMFYUI/requirements.txt"; }
   echo "$want" >"$stamp"
 fi

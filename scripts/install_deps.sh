@@ -13,6 +13,7 @@ packages=(
   pybind11-dev python3-venv
   libcli11-dev clang libclang-rt-14-dev
   libboost-dev
+  chromium  # the browser tests (serve_frontend, the ComfyUI check) drive it headless
 )
 
 missing=()

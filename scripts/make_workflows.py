@@ -203,8 +203,12 @@ def build(task, config):
     g = Graph()
     # Column 0: models.
     y = 80
+    # auto leaves every memory choice to the planner: placements, the DiT blocks kept resident
+    # while streaming, and the VAE tiles (-1); the other configurations fix them (0: every block
+    # streams when streaming, untiled VAE).
+    planned = -1 if config == "auto" else 0
     dit = g.add("LoadDiT", (column(0), y),
-                [spec["dit"], placements.get("dit", "offload"), "as_stored", "bf16"])
+                [spec["dit"], placements.get("dit", "offload"), "as_stored", "bf16", planned])
     y += dit["size"][1] + 60
     t5 = g.add("LoadT5", (column(0), y), [T5_FILE, "from_checkpoint", placements["t5"], "bf16"])
     y += t5["size"][1] + 60
@@ -234,8 +238,8 @@ def build(task, config):
     cond = None
     if task in ("i2v", "flf2v"):
         cond_type = "ImageToVideo" if task == "i2v" else "FirstLastFrameToVideo"
-        # tile_size 0 (untiled encode), overlap 64.
-        cond = g.add(cond_type, (column(2), 80), size + [0, 64])
+        # tile_size, overlap 64.
+        cond = g.add(cond_type, (column(2), 80), size + [planned, 64])
         g.link(vae, "vae", cond, "vae")
         g.link(clip, "clip_vision", cond, "clip_vision")
         for socket, name in spec["images"].items():
@@ -245,7 +249,7 @@ def build(task, config):
             g.link(image, "IMAGE", cond, socket)
             inputs.append(image)
     elif task == "vace":
-        cond = g.add("VaceToVideo", (column(2), 80), size + [1.0, 0, 64])
+        cond = g.add("VaceToVideo", (column(2), 80), size + [1.0, planned, 64])
         g.link(vae, "vae", cond, "vae")
         video = g.add("WanLoadImageFrames", (column(1), y), [spec["control_video"], 0],
                       title="control video")
@@ -274,8 +278,8 @@ def build(task, config):
     g.link(negative, "text", sample, "negative")
     if cond:
         g.link(cond, "cond", sample, "cond")
-    # tile_size 0: untiled (overlap 64 applies only when tiled).
-    decode = g.add("Decode", (sample_col + 420, 80), [0, 64], width=260)
+    # tile_size (overlap 64 applies only when tiled).
+    decode = g.add("Decode", (sample_col + 420, 80), [planned, 64], width=260)
     # ComfyUI's video output: frames -> VIDEO at Wan's 16 fps -> MP4, and a preview of the frames.
     create = g.add("CreateVideo", (sample_col + 420, 80 + decode["size"][1] + 80), [16.0],
                    width=260)

@@ -20,6 +20,8 @@ struct ModelRecord {
   Placement placement = Placement::kCpu;
   std::shared_ptr<torch::nn::Module> module;
   int64_t bytes = 0;
+  // `stream`: how many of the first block list's blocks move in with the lease and stay for it.
+  int64_t resident_blocks = 0;
   bool on_compute = false;
   int leases = 0;
   // While an offloaded model's weights are in: each parameter/buffer and its CPU tensor, which
@@ -53,15 +55,27 @@ std::vector<WeightSlot> weight_slots(torch::nn::Module& module) {
   return slots;
 }
 
-// The tensors of the model's blocks, which `stream` leaves in CPU memory until each is visited:
-// every element of a ModuleList that is a direct child of the model ("blocks", "vace_blocks").
-std::unordered_set<const c10::TensorImpl*> streamed_tensors(torch::nn::Module& model) {
-  std::unordered_set<const c10::TensorImpl*> streamed;
+// The blocks `stream` leaves in CPU memory until each is visited: every element of a ModuleList
+// that is a direct child of the model ("blocks", "vace_blocks"), except the first `resident` of
+// the first such list, which move in with the lease.
+std::vector<torch::nn::Module*> streamed_blocks(torch::nn::Module& model, int64_t resident) {
+  std::vector<torch::nn::Module*> blocks;
+  bool first_list = true;
   for (const auto& child : model.children()) {
     if (!dynamic_cast<torch::nn::ModuleListImpl*>(child.get())) continue;
+    int64_t index = 0;
     for (const auto& block : child->children())
-      for (const auto& slot : weight_slots(*block)) streamed.insert(slot.handle.unsafeGetTensorImpl());
+      if (!first_list || index++ >= resident) blocks.push_back(block.get());
+    first_list = false;
   }
+  return blocks;
+}
+
+std::unordered_set<const c10::TensorImpl*> streamed_tensors(torch::nn::Module& model,
+                                                            int64_t resident) {
+  std::unordered_set<const c10::TensorImpl*> streamed;
+  for (auto* block : streamed_blocks(model, resident))
+    for (const auto& slot : weight_slots(*block)) streamed.insert(slot.handle.unsafeGetTensorImpl());
   return streamed;
 }
 
@@ -129,7 +143,8 @@ class StreamedBlock {
 namespace {
 
 // Installed by a `stream` lease: brings the visited block in (unless it was brought in ahead),
-// then the next one, so that at most two blocks are on the device. The copies are made in the
+// then the next one, so that at most two blocks are on the device beside the resident ones
+// (which the lease moved in and a visit leaves as they are). The copies are made in the
 // order the model computes, on the calling thread; on CUDA they are issued on the current stream
 // before the block computes (no side stream yet, so they do not overlap with the compute).
 class StreamVisitor : public models::BlockVisitor {
@@ -138,8 +153,20 @@ class StreamVisitor : public models::BlockVisitor {
       : manager_(manager), record_(std::move(record)), node_label_(std::move(node_label)) {
     for (const auto& item : record_->module->named_modules("", /*include_self=*/false))
       names_[item.value().get()] = item.key();
+    for (auto* block : streamed_blocks(*record_->module, record_->resident_blocks))
+      streamed_.insert(block);
   }
   std::shared_ptr<void> visit(torch::nn::Module& block, torch::nn::Module* next) override {
+    if (next && !streamed_.count(next)) next = nullptr;  // resident: already in
+    if (!streamed_.count(&block)) {
+      ahead_.reset();
+      ahead_block_ = nullptr;
+      if (next) {
+        ahead_ = bring_in(*next);
+        ahead_block_ = next;
+      }
+      return nullptr;
+    }
     std::shared_ptr<StreamedBlock> current =
         ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block);
     ahead_.reset();  // a block brought in ahead for nothing goes back out
@@ -163,6 +190,7 @@ class StreamVisitor : public models::BlockVisitor {
   std::shared_ptr<ModelRecord> record_;
   std::string node_label_;
   std::map<const torch::nn::Module*, std::string> names_;
+  std::unordered_set<const torch::nn::Module*> streamed_;
   std::shared_ptr<StreamedBlock> ahead_;
   const torch::nn::Module* ahead_block_ = nullptr;
 };
@@ -234,10 +262,14 @@ DeviceManager::DeviceManager(const ComputeDeviceOptions& options)
 DeviceManager::~DeviceManager() = default;
 
 ModelHandle DeviceManager::adopt(std::shared_ptr<torch::nn::Module> model, Placement placement,
-                                 std::string name) {
+                                 std::string name, int64_t resident_blocks) {
   if (!model) throw Error("adopt: model '" + name + "' is null");
+  if (resident_blocks < 0)
+    throw Error("adopt: model '" + name + "': resident_blocks " + std::to_string(resident_blocks) +
+                " is negative");
   auto record = std::make_shared<ModelRecord>();
   record->placement = placement;
+  record->resident_blocks = resident_blocks;
   record->module = std::move(model);
   for (const auto& slot : weight_slots(*record->module)) record->bytes += tensor_bytes(slot.handle);
   {
@@ -315,7 +347,7 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
   auto slots = weight_slots(*record.module);
   if (record.placement == Placement::kStream) {
     // The blocks stay in CPU memory; each visits the device as the model computes it.
-    const auto streamed = streamed_tensors(*record.module);
+    const auto streamed = streamed_tensors(*record.module, record.resident_blocks);
     slots.erase(std::remove_if(slots.begin(), slots.end(),
                                [&](const WeightSlot& slot) {
                                  return streamed.count(slot.handle.unsafeGetTensorImpl()) > 0;

@@ -11,7 +11,8 @@
 // keeps them there; `cpu` keeps them in CPU memory and computes there; `offload` keeps them in
 // CPU memory and moves them in for each lease; `stream` moves in for each lease all but the
 // blocks (the elements of the model's top-level ModuleLists), which visit the device one at a
-// time as the model computes them, the next one brought in ahead. An offloaded model keeps its
+// time as the model computes them, the next one brought in ahead (the first N of them can stay
+// in for the lease: adopt's resident_blocks). An offloaded model keeps its
 // CPU tensors while its weights are in, so moving out only points the parameters back at them:
 // free, exact, and the same trade ComfyUI and diffusers make (CPU memory for the whole model
 // stays held).
@@ -108,8 +109,10 @@ class DeviceManager {
   // Registers a loaded model (weights in CPU memory). `gpu` moves it to the compute device now;
   // on failure (wan::OutOfMemory naming the node of the open stage, the model and the tensor)
   // the model is left wholly in CPU memory. `name` names it in reports ("dit", "vae").
+  // `resident_blocks` (stream only): the first that many blocks of the model's first block list
+  // move in with each lease like the rest of the model instead of visiting one at a time.
   ModelHandle adopt(std::shared_ptr<torch::nn::Module> model, Placement placement,
-                    std::string name);
+                    std::string name, int64_t resident_blocks = 0);
   // Readies `model` to compute for `node_label` ("Sample (node 12)"). For `offload` moves every
   // parameter and buffer in, rolling back on failure with an OutOfMemory that names the node,
   // the model and the tensor. Leases of one model nest; the last one to end moves it out.

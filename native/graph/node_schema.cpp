@@ -98,6 +98,10 @@ Input& Input::planner_choice(int64_t auto_value, std::vector<int64_t> candidates
   planner_candidates_ = std::move(candidates);
   return *this;
 }
+Input& Input::planner_choice_when(std::string input, std::string value) {
+  planner_when_ = {std::move(input), std::move(value)};
+  return *this;
+}
 
 bool Input::is_widget() const {
   if (force_input_) return false;

@@ -90,6 +90,9 @@ class Input {
   // of preference, the first with which the prompt fits (placement auto's search,
   // plan/auto_placement.h); it is resolved before anything runs.
   Input& planner_choice(int64_t auto_value, std::vector<int64_t> candidates);
+  // With planner_choice: the choice matters only while the node's input `input` is `value`
+  // (LoadDiT's resident_blocks with placement stream); otherwise the planner sets the default.
+  Input& planner_choice_when(std::string input, std::string value);
 
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
@@ -115,6 +118,8 @@ class Input {
   bool has_planner_choice() const { return !planner_candidates_.empty(); }
   int64_t planner_auto_value() const { return planner_auto_value_; }
   const std::vector<int64_t>& planner_candidates() const { return planner_candidates_; }
+  // {input, value} of planner_choice_when; empty input when the choice always matters.
+  const std::pair<std::string, std::string>& planner_condition() const { return planner_when_; }
 
   // The combo's options now: the static list, what the provider finds under models_dir, or for
   // an upload combo the files of that kind in input_dir.
@@ -142,6 +147,7 @@ class Input {
   std::string upload_;
   int64_t planner_auto_value_ = 0;
   std::vector<int64_t> planner_candidates_;
+  std::pair<std::string, std::string> planner_when_;
 };
 
 Input Int(std::string id);

@@ -1,7 +1,9 @@
 #include "plan/auto_placement.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
+#include <set>
 #include <tuple>
 
 #include "core/error.h"
@@ -48,6 +50,8 @@ std::vector<AutoLoader> auto_loaders(const json& prompt, const graph::NodeRegist
 struct AutoInput {
   std::string node_id, class_type, input;
   std::vector<int64_t> candidates;  // in order of preference
+  std::pair<std::string, std::string> when;  // graph::Input::planner_condition
+  int64_t unused_value = 0;                  // set while `when` does not hold
 };
 
 std::vector<AutoInput> auto_inputs(const json& prompt, const graph::NodeRegistry& registry) {
@@ -63,7 +67,10 @@ std::vector<AutoInput> auto_inputs(const json& prompt, const graph::NodeRegistry
       if (it == node["inputs"].end() || !it->is_number_integer() ||
           it->get<int64_t>() != input.planner_auto_value())
         continue;
-      out.push_back({id, schema->name(), input.id(), input.planner_candidates()});
+      const int64_t unused =
+          input.default_value().is_number_integer() ? input.default_value().get<int64_t>() : 0;
+      out.push_back({id, schema->name(), input.id(), input.planner_candidates(),
+                     input.planner_condition(), unused});
     }
   }
   std::sort(out.begin(), out.end(), [](const AutoInput& a, const AutoInput& b) {
@@ -84,10 +91,19 @@ struct Candidate {
   }
 };
 
+// Whether `input`'s choice matters in `prompt` (its planner_choice_when holds).
+bool applies(const json& prompt, const AutoInput& input) {
+  if (input.when.first.empty()) return true;
+  const json& inputs = prompt.at(input.node_id).at("inputs");
+  auto it = inputs.find(input.when.first);
+  return it != inputs.end() && it->is_string() && *it == input.when.second;
+}
+
 json with_inputs(json prompt, const std::vector<AutoInput>& inputs,
                  const std::vector<size_t>& steps) {
   for (size_t i = 0; i < inputs.size(); ++i)
-    prompt[inputs[i].node_id]["inputs"][inputs[i].input] = inputs[i].candidates[steps[i]];
+    prompt[inputs[i].node_id]["inputs"][inputs[i].input] =
+        applies(prompt, inputs[i]) ? inputs[i].candidates[steps[i]] : inputs[i].unused_value;
   return prompt;
 }
 
@@ -98,9 +114,21 @@ std::string failing_node(const PlanResult& plan) {
   return "";
 }
 
-// Plans `prompt` with its planner-chosen inputs at their first candidates, stepping the input of
-// the node that runs out of memory to its next candidate until the plan fits or that node has
-// none left.
+// The nodes linked into `node_id`'s inputs.
+std::set<std::string> upstream_of(const json& prompt, const std::string& node_id) {
+  std::set<std::string> out;
+  const auto node = prompt.find(node_id);
+  if (node == prompt.end() || !node->is_object() || !node->contains("inputs")) return out;
+  for (const auto& [name, value] : (*node)["inputs"].items())
+    if (value.is_array() && value.size() == 2 && value[0].is_string())
+      out.insert(value[0].get<std::string>());
+  return out;
+}
+
+// Plans `prompt` with its planner-chosen inputs at their first candidates, stepping an input to
+// its next candidate until the plan fits or none is left to step: the input of the node that
+// runs out of memory, or else one of a node linked into it (LoadDiT's resident_blocks when Sample
+// runs out).
 void plan_with_inputs(Candidate& c, const json& prompt, const std::vector<AutoInput>& inputs,
                       const graph::NodeRegistry& registry, const PlanOptions& options) {
   c.steps.assign(inputs.size(), 0);
@@ -108,13 +136,20 @@ void plan_with_inputs(Candidate& c, const json& prompt, const std::vector<AutoIn
     c.plan = plan_prompt(with_inputs(prompt, inputs, c.steps), registry, options);
     const std::string failed = failing_node(c.plan);
     if (failed.empty()) return;
-    bool stepped = false;
-    for (size_t i = 0; i < inputs.size() && !stepped; ++i) {
-      if (inputs[i].node_id != failed || c.steps[i] + 1 >= inputs[i].candidates.size()) continue;
-      ++c.steps[i];
-      stepped = true;
-    }
-    if (!stepped) return;
+    auto step_one = [&](const std::function<bool(const std::string&)>& of_node) {
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        if (!of_node(inputs[i].node_id) || c.steps[i] + 1 >= inputs[i].candidates.size() ||
+            !applies(prompt, inputs[i]))
+          continue;
+        ++c.steps[i];
+        return true;
+      }
+      return false;
+    };
+    const std::set<std::string> upstream = upstream_of(prompt, failed);
+    if (!step_one([&](const std::string& id) { return id == failed; }) &&
+        !step_one([&](const std::string& id) { return upstream.count(id) > 0; }))
+      return;
   }
 }
 
@@ -257,9 +292,14 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     const size_t step = best->steps[i];
     AutoChoice choice{input.node_id, input.class_type, input.input,
                       std::to_string(input.candidates[step]), ""};
-    choice.why = step == 0 ? "the first choice fits"
-                           : std::to_string(input.candidates[step - 1]) +
-                                 " would run out of memory in this node";
+    if (!applies(result.prompt, input)) {
+      choice.value = std::to_string(input.unused_value);
+      choice.why = "used only with " + input.when.first + " " + input.when.second;
+    } else {
+      choice.why = step == 0 ? "the first choice fits"
+                             : std::to_string(input.candidates[step - 1]) +
+                                   " would run out of memory";
+    }
     result.summary += "auto " + input.input + ": " + input.class_type + " (node " +
                       input.node_id + ") -> " + choice.value + " (" + choice.why + ")\n";
     result.choices.push_back(std::move(choice));

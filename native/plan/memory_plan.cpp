@@ -52,7 +52,8 @@ bool only_missing_model_files(const graph::ValidationResult& validation) {
 
 PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegistry& registry,
                        const PlanOptions& options) {
-  auto validation = graph::validate_prompt(api_prompt, registry, {options.models_dir});
+  auto validation = graph::validate_prompt(
+      api_prompt, registry, {options.models_dir, options.output_dir, options.input_dir});
   if (!validation.ok && !(options.preset.empty() ? false : only_missing_model_files(validation)))
     throw graph::InvalidPrompt(validation.to_json());
   if (validation.outputs.empty()) {

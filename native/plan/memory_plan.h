@@ -27,6 +27,10 @@ namespace wan::plan {
 
 struct PlanOptions {
   std::filesystem::path models_dir;
+  // The run's folders, for validating the prompt as the executor does: relative input file
+  // names are read from input_dir; output prefixes are checked against output_dir (empty: not
+  // checked, a plan writes nothing).
+  std::filesystem::path input_dir, output_dir;
   // "" (read the model files' headers), or the official checkpoints of a pipeline: "t2v-1.3B",
   // "t2v-14B", "i2v-14B", "flf2v-14B", "vace-1.3B", "vace-14B".
   std::string preset;

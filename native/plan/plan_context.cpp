@@ -1,6 +1,7 @@
 #include "plan/plan_context.h"
 
 #include <algorithm>
+#include <map>
 
 #include "core/error.h"
 #include "device/out_of_memory_message.h"
@@ -15,6 +16,42 @@ std::string block_of(const std::string& key) {
     return dot == std::string::npos ? "" : key.substr(0, dot);
   }
   return "";
+}
+
+namespace {
+
+// "blocks.7" -> 7; -1 for any other block list.
+int64_t main_block_index(const std::string& block) {
+  const std::string list = "blocks.";
+  if (block.rfind(list, 0) != 0) return -1;
+  return std::stoll(block.substr(list.size()));
+}
+
+}  // namespace
+
+bool visits_with_block(const ModelPlan& model, const std::string& key) {
+  const std::string block = block_of(key);
+  if (block.empty()) return false;
+  const int64_t index = main_block_index(block);
+  return index < 0 || index >= model.resident_blocks;
+}
+
+void keep_blocks_resident(ModelPlan& model, int64_t count) {
+  std::map<std::string, int64_t> per_block;
+  for (const auto& [key, bytes] : model.tensors)
+    if (const auto block = block_of(key); !block.empty()) per_block[block] += bytes;
+  model.resident_blocks = 0;  // counts the blocks there are: `count` may exceed them
+  model.resident_bytes = 0;
+  model.largest_streamed_bytes = 0;
+  for (const auto& [block, bytes] : per_block) {
+    const int64_t index = main_block_index(block);
+    if (index >= 0 && index < count) {
+      model.resident_bytes += bytes;
+      ++model.resident_blocks;
+    } else {
+      model.largest_streamed_bytes = std::max(model.largest_streamed_bytes, bytes);
+    }
+  }
 }
 
 PlanContext::PlanContext(std::filesystem::path models_dir, std::string preset, bool accelerator,
@@ -70,7 +107,7 @@ std::shared_ptr<ModelPlan> PlanContext::adopt(ModelPlan model, const std::string
 void PlanContext::move_in(ModelPlan& m) {
   int64_t moved = 0;
   for (const auto& [key, bytes] : m.tensors) {
-    if (streams(m) && !block_of(key).empty()) continue;  // visits the device with its block
+    if (streams(m) && visits_with_block(m, key)) continue;  // visits the device with its block
     if (capacity_ >= 0 && dev_held_ + bytes > capacity_) {
       oom_ = device::weight_move_oom_message(label_, device_name_, m.name, m.placement, key, bytes,
                                              capacity_ - dev_held_, capacity_);
@@ -95,9 +132,10 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
   const bool on_dev = computes_on_device(m);
   if (on_dev && streams(m)) {
     // The visited block and the one brought in ahead of it (taken as the largest).
-    act += std::min<int64_t>(2, m.blocks) * m.largest_block_bytes;
-    current_->bytes_in += passes * m.block_bytes;
-    current_->bytes_out += passes * m.block_bytes;
+    const int64_t streamed = m.blocks - m.resident_blocks;
+    act += std::min<int64_t>(2, streamed) * m.largest_streamed_bytes;
+    current_->bytes_in += passes * (m.block_bytes - m.resident_bytes);
+    current_->bytes_out += passes * (m.block_bytes - m.resident_bytes);
   }
   if (on_dev) {
     const std::string part = m.name + " weights + " + what;
@@ -116,7 +154,7 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
                  static_cast<double>(passes);
   }
   if ((m.placement == device::Placement::kOffload || streams(m)) && m.on_device) {
-    const int64_t resident = streams(m) ? m.bytes - m.block_bytes : m.bytes;
+    const int64_t resident = streams(m) ? m.bytes - m.block_bytes + m.resident_bytes : m.bytes;
     dev_held_ -= resident;
     current_->bytes_out += resident;
     m.on_device = false;

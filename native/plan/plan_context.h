@@ -64,6 +64,9 @@ struct ModelPlan {
   // `stream`: the bytes of the blocks (which visit the device one at a time, the next brought
   // in ahead) in all, and of the largest one; the rest moves in for the lease like `offload`.
   int64_t block_bytes = 0, largest_block_bytes = 0, blocks = 0;
+  // `stream`: the first `resident_blocks` of blocks.N move in with the lease (their bytes,
+  // resident_bytes) instead of visiting; the largest of the others.
+  int64_t resident_blocks = 0, resident_bytes = 0, largest_streamed_bytes = 0;
   // The largest weight a layer casts to the compute dtype for one call (kept in another dtype:
   // fp8 in a bf16 T5, an fp16 DiT computing in bf16), alive while that layer computes.
   int64_t upcast_bytes = 0;
@@ -165,5 +168,12 @@ class PlanContext {
 // "blocks.3.ffn.0.weight" -> "blocks.3" (also "vace_blocks.N"); empty for the tensors outside the
 // blocks, which `stream` moves in with the lease.
 std::string block_of(const std::string& key);
+
+// Keeps the first `count` of model's blocks.N resident under `stream` (as the device manager
+// does with adopt's resident_blocks): sets resident_blocks, resident_bytes and
+// largest_streamed_bytes.
+void keep_blocks_resident(ModelPlan& model, int64_t count);
+// Whether `key` is the tensor of a block that visits the device one at a time under `stream`.
+bool visits_with_block(const ModelPlan& model, const std::string& key);
 
 }  // namespace wan::plan

@@ -100,6 +100,7 @@ void count_blocks(ModelPlan& model, const std::vector<io::TensorInfo>& kept) {
     model.largest_block_bytes = std::max(model.largest_block_bytes, bytes);
   }
   model.blocks = static_cast<int64_t>(per_block.size());
+  keep_blocks_resident(model, 0);
 }
 
 }  // namespace
@@ -214,9 +215,12 @@ ModelPlan dit_weights(const PlanContext& plan, const std::string& model_name,
   std::map<std::string, io::TensorInfo> stored;
   if (!plan.preset().empty()) {
     model.dit = models::WanDitConfig::preset(dit_preset_name(plan.preset()));
-    // The checkpoints users load with these workflows: ComfyUI's repackaged fp16 files.
+    // The file the workflow names, as ComfyUI repackages it: wan2.1_*_fp16 (everything fp16),
+    // or wan2.1_*_fp8_e4m3fn (matrices and kernels fp8, the rest fp16).
+    const bool fp8_file = lower(model_name).find("fp8") != std::string::npos;
     for (auto info : models::wan_dit_expected_tensors(model.dit)) {
-      info.dtype = "F16";
+      const bool matrix = info.shape.size() >= 2 && !models::dit_keeps_float32(info.name);
+      info.dtype = fp8_file && matrix ? "F8_E4M3" : "F16";
       stored[info.name] = info;
     }
   } else {

@@ -230,7 +230,8 @@ py::tuple to_python(const graph::Values& values) {
 // choice for the whole prompt the node runs in, on the session's device and budget. Every node of
 // the prompt must be a native one (the planner reasons about each node's memory).
 std::string planner_choice_of(const std::string& node_id, const std::string& input,
-                              const std::string& prompt_text, const std::string& label) {
+                              const std::string& prompt_text, const std::string& label,
+                              const std::string& models_dir) {
   const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
   if (!prompt.is_object() || !prompt.contains(node_id))
     throw py::value_error(label + ": " + input + " auto is chosen by planning the whole prompt, "
@@ -246,7 +247,8 @@ std::string planner_choice_of(const std::string& node_id, const std::string& inp
   Session& s = session();
   if (s.auto_prompt != prompt_text) {
     plan::PlanOptions options;
-    options.models_dir = s.models_dir;
+    options.models_dir = models_dir.empty() ? s.models_dir : fs::path(models_dir);
+    options.input_dir = s.input_dir;
     options.device = s.device_options;
     py::gil_scoped_release release;
     try {
@@ -269,12 +271,20 @@ std::string planner_choice_of(const std::string& node_id, const std::string& inp
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
                   const std::optional<std::string>& models_dir, const std::string& prompt,
-                  const std::string& workflow, const std::string& extra_pnginfo, py::object ui) {
+                  const std::string& workflow, const std::string& extra_pnginfo, py::object ui,
+                  py::object plan_models_dir) {
   const auto& registry = wan::nodes::wan_node_registry();
   const graph::NodeSchema* schema = registry.find(class_type);
   if (!schema) throw py::value_error("unknown node type '" + class_type + "'");
   const std::string label = node_id.empty() ? class_type : class_type + " (node " + node_id + ")";
 
+  // The models folder the planner reads for the whole prompt (every loader's files), asked of
+  // the host only when an input is left to the planner.
+  std::optional<std::string> plan_dir;
+  auto plan_models = [&]() -> std::string {
+    if (!plan_dir) plan_dir = plan_models_dir.is_none() ? "" : plan_models_dir().cast<std::string>();
+    return *plan_dir;
+  };
   graph::Values in;
   in.set_owner(label);
   for (const auto& [key, value] : inputs) {
@@ -284,13 +294,13 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
     if (value.is_none()) continue;
     if (name == "placement" && py::isinstance<py::str>(value) &&
         value.cast<std::string>() == device::kAutoPlacement) {
-      const std::string chosen = planner_choice_of(node_id, name, prompt, label);
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label, plan_models());
       in.set(name, graph::literal_value(chosen, *input));
       continue;
     }
     if (input->has_planner_choice() && py::isinstance<py::int_>(value) &&
         value.cast<int64_t>() == input->planner_auto_value()) {
-      const std::string chosen = planner_choice_of(node_id, name, prompt, label);
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label, plan_models());
       in.set(name, graph::literal_value(std::stoll(chosen), *input));
       continue;
     }
@@ -490,9 +500,11 @@ PYBIND11_MODULE(_wan_native, m) {
         py::arg("progress") = py::none(), py::arg("interrupt") = py::none(),
         py::arg("models_dir") = py::none(), py::arg("prompt") = "", py::arg("workflow") = "",
         py::arg("extra_pnginfo") = "", py::arg("ui") = py::none(),
+        py::arg("plan_models_dir") = py::none(),
         "Runs one node on `inputs` ({input: value}) and returns its outputs as a tuple. "
         "progress(step, steps, node_id) is called at each step, interrupt() -> bool polled there; "
-        "an output node's ComfyUI `ui` ({\"images\": [...]}, JSON text) goes to ui(text).");
+        "an output node's ComfyUI `ui` ({\"images\": [...]}, JSON text) goes to ui(text); "
+        "plan_models_dir() -> str names the models folder the planner reads for the prompt.");
   m.def("run_prompt", &run_prompt, py::arg("prompt"), py::arg("progress") = py::none(),
         py::arg("interrupt") = py::none(),
         "Runs an API prompt (JSON text) through the native executor; returns {node_id: outputs}.");

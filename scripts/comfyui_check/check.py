@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import workflow_api  # noqa: E402
 
 TASKS = ("t2v", "i2v", "flf2v", "vace")
-CONFIGS = ("baseline", "vae_cpu", "t5_cpu", "vae_cpu_t5_cpu")
+CONFIGS = ("baseline", "vae_cpu", "t5_cpu", "vae_cpu_t5_cpu", "auto")
 TINY_SIZE = {"i2v": (64, 48, 9), "flf2v": (32, 32, 9)}
 # Every loader's placement combo offers at least these (LoadDiT adds "stream").
 PLACEMENT = ["gpu", "cpu", "offload", "auto"]

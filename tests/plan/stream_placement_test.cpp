@@ -14,6 +14,7 @@
 #include "graph/workflow_json.h"
 #include "io/safetensors.h"
 #include "models/dit/wan_dit.h"
+#include "plan/auto_placement.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
 #include "nodes/wan_nodes.h"
@@ -60,7 +61,7 @@ struct ModelsDir {
 };
 
 json prompt(const std::string& dit_placement, const std::string& t5_placement,
-            int64_t side = 64, int64_t frames = 9, int64_t steps = 1) {
+            int64_t side = 64, int64_t frames = 9, int64_t steps = 1, int64_t resident = 0) {
   const fs::path file = fs::path(WAN_TEST_DATA_DIR).parent_path().parent_path() / "workflows" /
                         "t2v" / "vae_cpu.json";
   const auto& registry = wan::nodes::wan_node_registry();
@@ -70,7 +71,8 @@ json prompt(const std::string& dit_placement, const std::string& t5_placement,
         "LoadVAE.model_name=vae_tiny.pth", "LoadDiT.model_name=dit_six_blocks.safetensors",
         "LoadDiT.placement=" + dit_placement, "Sample.width=" + std::to_string(side),
         "Sample.height=" + std::to_string(side), "Sample.frames=" + std::to_string(frames),
-        "Sample.steps=" + std::to_string(steps), "LoadT5.placement=" + t5_placement})
+        "Sample.steps=" + std::to_string(steps), "LoadT5.placement=" + t5_placement,
+        "LoadDiT.resident_blocks=" + std::to_string(resident)})
     graph::apply_override(p, assignment, registry);
   // Only what Sample needs, and its latent saved: decoding would add time, not coverage.
   json trimmed = json::object();
@@ -90,22 +92,24 @@ struct Run {
 
 Run run(const ModelsDir& models, const std::string& dit_placement,
         const std::string& t5_placement = "offload", int64_t side = 64, int64_t frames = 9,
-        int64_t steps = 1) {
+        int64_t steps = 1, int64_t resident = 0) {
   PlanOptions options;
   options.models_dir = models.root;
   options.device.device = "cpu";
   options.device.reserve = 0;
   options.device.vram = int64_t{1} << 30;
   Run r;
-  r.plan = plan_prompt(prompt(dit_placement, t5_placement, side, frames, steps), wan::nodes::wan_node_registry(), options);
+  r.plan = plan_prompt(prompt(dit_placement, t5_placement, side, frames, steps, resident),
+                       wan::nodes::wan_node_registry(), options);
   device::DeviceManager devices(options.device);
   graph::Executor executor(wan::nodes::wan_node_registry());
   graph::RunContext context;
   context.models_dir = models.root;
-  context.output_dir = models.root / ("output_" + dit_placement + "_" + t5_placement);
+  context.output_dir = models.root / ("output_" + dit_placement + "_" + t5_placement + "_" +
+                                      std::to_string(resident));
   fs::create_directories(context.output_dir);
   context.device_manager = &devices;
-  context.prompt = prompt(dit_placement, t5_placement, side, frames, steps);
+  context.prompt = prompt(dit_placement, t5_placement, side, frames, steps, resident);
   executor.run(context.prompt, context);
   r.latent = (*executor.outputs("6"))[0].as_tensor().clone();
   r.ledger = devices.ledger().to_json();
@@ -205,6 +209,73 @@ TEST(StreamPlacement, DitBlocksVisitOneAtATimeWithTheSameLatentAsGpu) {
   }
 }
 
+// resident_blocks 2 of 6: the first two blocks move in with the lease and stay for both DiT
+// calls, the other four visit once per call. The latent is still bit-identical to gpu's, and the
+// plan moves the same bytes and peaks within 10 % of the run.
+TEST(StreamPlacement, ResidentBlocksStayInForTheLeaseWithTheSameLatentAsGpu) {
+  ModelsDir models;
+  const auto gpu = run(models, "gpu");
+  const auto all_streamed = run(models, "stream");
+  const auto resident = run(models, "stream", "offload", 64, 9, 1, /*resident=*/2);
+  EXPECT_TRUE(at::equal(resident.latent, gpu.latent))
+      << "max abs " << (resident.latent - gpu.latent).abs().max().item<double>();
+
+  const auto& sample = node_of(resident.ledger, "Sample");
+  const int64_t outside = resident.ledger["models"]["dit"]["bytes"].get<int64_t>() -
+                          kBlocks * models.block_bytes;
+  // In with the lease: the parts outside the blocks and blocks 0 and 1; then blocks 2..5 per call.
+  const int64_t moved = outside + 2 * models.block_bytes + 2 * (kBlocks - 2) * models.block_bytes;
+  EXPECT_EQ(sample["transfers"]["bytes_in"].get<int64_t>(), moved);
+  EXPECT_EQ(sample["transfers"]["bytes_out"].get<int64_t>(), moved);
+  // Two blocks held for the lease instead of visiting: the peak grows by at most those two.
+  const int64_t streamed_peak =
+      node_of(all_streamed.ledger, "Sample")["bytes_peak"]["vgpu"].get<int64_t>();
+  const int64_t resident_peak = sample["bytes_peak"]["vgpu"].get<int64_t>();
+  EXPECT_GT(resident_peak, streamed_peak);
+  EXPECT_LE(resident_peak, streamed_peak + 2 * models.block_bytes);
+
+  for (const auto& node : resident.plan.nodes) {
+    if (node.class_type != "Sample") continue;
+    EXPECT_EQ(node.bytes_in, moved);
+    EXPECT_NEAR(static_cast<double>(node.device_peak), static_cast<double>(resident_peak),
+                0.10 * resident_peak);
+  }
+}
+
+// resident_blocks -1 (the planner's choice) on a card sized to hold the streamed Sample plus
+// three blocks: auto keeps the most blocks that fit (of its candidates ... 4, 2, 1, 0: 2), and
+// says it would not fit with 4.
+TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
+  ModelsDir models;
+  const auto& registry = wan::nodes::wan_node_registry();
+  PlanOptions options;
+  options.models_dir = models.root;
+  options.device.device = "cpu";
+  options.device.reserve = 0;
+  options.device.vram = int64_t{1} << 30;
+  const PlanResult streamed = plan_prompt(prompt("stream", "offload"), registry, options);
+  ASSERT_TRUE(streamed.fits);
+  options.device.vram = streamed.device_peak + 3 * models.block_bytes;
+  const auto resolved =
+      resolve_auto_placement(prompt("stream", "offload", 64, 9, 1, -1), registry, options);
+  ASSERT_TRUE(resolved.fits) << resolved.summary;
+  bool found = false;
+  for (const auto& choice : resolved.choices) {
+    if (choice.input != "resident_blocks") continue;
+    found = true;
+    EXPECT_EQ(choice.value, "2") << resolved.summary;
+    EXPECT_NE(choice.why.find("4 would run out of memory"), std::string::npos) << choice.why;
+  }
+  EXPECT_TRUE(found) << resolved.summary;
+  EXPECT_EQ(resolved.prompt["1"]["inputs"]["resident_blocks"], 2) << resolved.prompt.dump();
+  // Not streaming: the count is unused and set to 0.
+  const auto gpu = resolve_auto_placement(prompt("gpu", "offload", 64, 9, 1, -1), registry, options);
+  for (const auto& choice : gpu.choices) {
+    if (choice.input == "resident_blocks") {
+      EXPECT_EQ(choice.value, "0") << gpu.summary;
+    }
+  }
+}
 
 // VACE computes its VACE blocks first, then the main blocks: the visitor brings each in ahead of
 // the next across the two lists, and the float32 output equals the official golden as with `gpu`.
