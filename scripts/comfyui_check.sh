@@ -4,7 +4,7 @@
 # COMFYUI_DIR is a checkout of Comfy-Org/ComfyUI (never part of this repository). Installs its
 # requirements into .venv (once per requirements file), links python_shim/ into its
 # custom_nodes/ as docs/comfyui.md says, and runs scripts/comfyui_check/check.py: /object_info,
-# the 16 shipped workflows through /prompt + /ws + /history + /view (frames bit-identical to
+# the 20 shipped workflows through /prompt + /ws + /history + /view (frames bit-identical to
 # wan-run's), an interrupt, an out-of-memory error, and the frontend in headless Chromium
 # (screenshot to docs/comfyui_screenshot.png). One line per check; non-zero exit on any failure.
 # Needs build/python_shim/_wan_native*.so and build/wan-run (cmake --build build --target

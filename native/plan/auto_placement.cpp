@@ -125,10 +125,11 @@ std::set<std::string> upstream_of(const json& prompt, const std::string& node_id
   return out;
 }
 
-// Plans `prompt` with its planner-chosen inputs at their first candidates, stepping an input to
-// its next candidate until the plan fits or none is left to step: the input of the node that
+// Plans `prompt` with its planner-chosen inputs at their first candidates, stepping an input
+// down its candidates until the plan fits or none is left to step: the input of the node that
 // runs out of memory, or else one of a node linked into it (LoadDiT's resident_blocks when Sample
-// runs out).
+// runs out). Each candidate needs less memory than the one before it, so the first with which
+// that node no longer runs out is found by bisection (a few plans, not one per candidate).
 void plan_with_inputs(Candidate& c, const json& prompt, const std::vector<AutoInput>& inputs,
                       const graph::NodeRegistry& registry, const PlanOptions& options) {
   c.steps.assign(inputs.size(), 0);
@@ -141,7 +142,17 @@ void plan_with_inputs(Candidate& c, const json& prompt, const std::vector<AutoIn
         if (!of_node(inputs[i].node_id) || c.steps[i] + 1 >= inputs[i].candidates.size() ||
             !applies(prompt, inputs[i]))
           continue;
-        ++c.steps[i];
+        size_t lo = c.steps[i] + 1, hi = inputs[i].candidates.size() - 1;
+        while (lo < hi) {
+          const size_t mid = lo + (hi - lo) / 2;
+          c.steps[i] = mid;
+          const auto trial = plan_prompt(with_inputs(prompt, inputs, c.steps), registry, options);
+          if (failing_node(trial) == failed)
+            lo = mid + 1;
+          else
+            hi = mid;
+        }
+        c.steps[i] = lo;
         return true;
       }
       return false;
