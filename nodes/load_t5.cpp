@@ -24,13 +24,14 @@ class LoadT5 : public graph::Node {
         .description("Loads the UMT5-XXL encoder (official .pth or ComfyUI's repackaged file).")
         .input(graph::ModelFile("model_name", "text_encoders"))
         .input(graph::Choice("tokenizer",
-                             [](const std::filesystem::path& models) {
+                             [](const ModelFolders& models) {
                                auto names = graph::list_model_files(models, "tokenizers", {".model"});
                                std::error_code ec;
-                               for (const auto& entry :
-                                    std::filesystem::directory_iterator(models / "tokenizers", ec))
-                                 if (entry.is_directory()) names.push_back(entry.path().filename().string());
+                               for (const auto& dir : models.dirs("tokenizers"))
+                                 for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+                                   if (entry.is_directory()) names.push_back(entry.path().filename().string());
                                std::sort(names.begin(), names.end());
+                               names.erase(std::unique(names.begin(), names.end()), names.end());
                                names.insert(names.begin(), "from_checkpoint");
                                return names;
                              })

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -146,7 +145,7 @@ def _comfy_device(mm):
     return "cpu"
 
 
-def _free_comfy_memory(mm, class_type, inputs, view):
+def _free_comfy_memory(mm, fp, class_type, inputs):
     """Asks ComfyUI to unload its own models until this node's weights and work fit."""
     if mm is None or not hasattr(mm, "free_memory"):
         return
@@ -157,8 +156,11 @@ def _free_comfy_memory(mm, class_type, inputs, view):
     folders = _MODEL_FOLDERS.get(class_type, {})
     if folders and inputs.get("placement") != "cpu":
         for input_name, folder in folders.items():
-            path = os.path.join(view.root, folder, str(inputs.get(input_name))) if view else ""
-            if os.path.isfile(path):
+            try:
+                path = fp.get_full_path(folder, str(inputs.get(input_name))) if fp else None
+            except Exception:
+                path = None
+            if path and os.path.isfile(path):
                 need += os.path.getsize(path)
     elif not folders:
         need = int(mm.minimum_inference_memory()) if hasattr(mm, "minimum_inference_memory") else 0
@@ -253,78 +255,22 @@ _MODEL_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt",
                      ".safetensors.index.json")
 
 
-class _ModelsView:
-    """A scratch models folder whose `<folder>` entries link to the given real folders, so the
-    native nodes (which read models_dir/<folder>/<name>) see ComfyUI's configured paths."""
-
-    def __init__(self, links):
-        self.root = tempfile.mkdtemp(prefix="wan_models_")
-        for folder, target in links.items():
-            os.symlink(os.path.abspath(target), os.path.join(self.root, folder))
-
-    def close(self):
-        shutil.rmtree(self.root, ignore_errors=True)
+def _comfy_model_dirs(fp):
+    """{folder: [dir, ...]} for every models folder a pack node reads, in ComfyUI's search order
+    (folder_paths, extra_model_paths.yaml): where the native side finds model files."""
+    folders = sorted({f for inputs in _MODEL_FOLDERS.values() for f in inputs.values()})
+    return {folder: _comfy_bases(fp, folder) for folder in folders}
 
 
-def _combo_options_in_comfy(fp, class_type, input_name, folder, static):
-    names = set()
-    for base in _comfy_bases(fp, folder):
-        view = _ModelsView({folder: base})
-        try:
-            info = json.loads(_native.object_info(view.root))[class_type]["input"]
-            spec = info.get("required", {}).get(input_name) or info.get("optional", {})[input_name]
-            names.update(spec[0])
-        finally:
-            view.close()
+def _combo_options_in_comfy(fp, class_type, input_name, static, native_names):
+    """The native listing of ComfyUI's folders, plus what ComfyUI's own cache lists."""
+    names = set(native_names) - set(static)
     try:
-        names.update(n for n in fp.get_filename_list(folder) if n.endswith(_MODEL_EXTENSIONS))
+        names.update(n for n in fp.get_filename_list(_MODEL_FOLDERS[class_type][input_name])
+                     if n.endswith(_MODEL_EXTENSIONS))
     except Exception:
         pass
     return list(static) + sorted(names - set(static))
-
-
-def _resolve_models_view(fp, class_type, inputs):
-    """A _ModelsView for the model files this node reads, found in ComfyUI's folders."""
-    links = _model_links(fp, class_type, inputs)
-    return _ModelsView(links) if links else None
-
-
-def _prompt_models_view(fp, prompt):
-    """A _ModelsView for the model files of every node of an API prompt: what the native planner
-    reads when a loader's placement (or a VAE's tile) is left to it. A folder found in two
-    bases keeps the first node's."""
-    links = {}
-    for node in (prompt or {}).values():
-        if isinstance(node, dict) and node.get("class_type") in _MODEL_FOLDERS:
-            for folder, base in _model_links(fp, node["class_type"], node.get("inputs", {})).items():
-                links.setdefault(folder, base)
-    return _ModelsView(links)
-
-
-def _model_links(fp, class_type, inputs):
-    """{folder: base} for the model files this node reads, found in ComfyUI's folders."""
-    links = {}
-    for input_name, folder in _MODEL_FOLDERS.get(class_type, {}).items():
-        name = inputs.get(input_name)
-        if not isinstance(name, str) or name in _STATIC_OPTIONS[class_type][input_name]:
-            continue
-        base = None
-        full = None
-        try:
-            full = fp.get_full_path(folder, name)
-        except Exception:
-            full = None
-        for candidate in _comfy_bases(fp, folder):
-            path = os.path.join(candidate, name)
-            if (full and os.path.abspath(full) == os.path.abspath(path)) or os.path.exists(path):
-                base = candidate
-                break
-        if base is None:
-            raise ValueError(
-                "%s: %s '%s' is not in ComfyUI's %s folders (%s)"
-                % (class_type, input_name, name, folder, ", ".join(_comfy_bases(fp, folder))))
-        links[folder] = base
-    return links
 
 
 class _ComfyProgress:
@@ -366,25 +312,14 @@ def _run_native(class_type, inputs, hidden, ui=None):
     else:
         progress, interrupted = progress_hook, None
 
-    view = _resolve_models_view(fp, class_type, inputs) if fp is not None else None
-    plan_views = []
-
-    def plan_models_dir():
-        # Called by the native side only when an input is left to the planner.
-        if fp is None:
-            return ""
-        plan_views.append(_prompt_models_view(fp, prompt))
-        return plan_views[-1].root
-
     try:
-        _free_comfy_memory(mm, class_type, inputs, view)
+        _free_comfy_memory(mm, fp, class_type, inputs)
         return _native.execute(
             class_type, inputs, node_id=node_id, progress=progress, interrupt=interrupted,
-            models_dir=view.root if view else None,
+            model_dirs=_comfy_model_dirs(fp) if fp is not None else None,
             prompt=json.dumps(prompt) if prompt is not None else "",
             workflow=json.dumps(workflow) if workflow is not None else "",
-            extra_pnginfo=json.dumps(extra) if isinstance(extra, dict) else "", ui=ui,
-            plan_models_dir=plan_models_dir)
+            extra_pnginfo=json.dumps(extra) if isinstance(extra, dict) else "", ui=ui)
     except Interrupted as error:
         if mm is not None and hasattr(mm, "InterruptProcessingException"):
             raise mm.InterruptProcessingException() from error
@@ -394,11 +329,6 @@ def _run_native(class_type, inputs, hidden, ui=None):
             raise
         # ComfyUI's executor reacts to this type: it unloads its models and shows the message.
         raise torch.cuda.OutOfMemoryError(_comfy_message(str(error))) from None
-    finally:
-        if view is not None:
-            view.close()
-        for plan_view in plan_views:
-            plan_view.close()
 
 
 # --- node classes from the native schemas -----------------------------------------------------
@@ -425,12 +355,12 @@ def _input_types(class_type):
         info = json.loads(_native.object_info())[class_type]
     else:
         _register_tokenizer_folder(fp)
-        info = json.loads(_native.object_info())[class_type]
-        for input_name, folder in _MODEL_FOLDERS.get(class_type, {}).items():
+        info = json.loads(_native.object_info(model_dirs=_comfy_model_dirs(fp)))[class_type]
+        for input_name in _MODEL_FOLDERS.get(class_type, {}):
             section = "required" if input_name in info["input"].get("required", {}) else "optional"
             spec = list(info["input"][section][input_name])
-            spec[0] = _combo_options_in_comfy(fp, class_type, input_name, folder,
-                                              _STATIC_OPTIONS[class_type][input_name])
+            spec[0] = _combo_options_in_comfy(fp, class_type, input_name,
+                                              _STATIC_OPTIONS[class_type][input_name], spec[0])
             info["input"][section][input_name] = spec
     types = {}
     for section in ("required", "optional"):

@@ -253,10 +253,15 @@ fs::path check_input_file(const fs::path& input_dir, const std::string& name, bo
 
 fs::path resolve_model_file(const fs::path& models_dir, const std::string& folder,
                             const std::string& name, bool allow_folder) {
+  return resolve_model_file_in(models_dir / folder, name, allow_folder);
+}
+
+fs::path resolve_model_file_in(const fs::path& folder_dir, const std::string& name,
+                               bool allow_folder) {
   const std::string what = "model name " + shown(name);
   check_name_text(name, "model name");
   const fs::path relative(name);
-  const fs::path root_given = models_dir / folder;
+  const fs::path& root_given = folder_dir;
   if (escapes_by_name(relative))
     throw ValidationError(what + " must be a file under " + shown(root_given.string()) +
                           " (no absolute path, no '..')");

@@ -51,5 +51,8 @@ std::filesystem::path check_input_file(const std::filesystem::path& input_dir,
 std::filesystem::path resolve_model_file(const std::filesystem::path& models_dir,
                                          const std::string& folder, const std::string& name,
                                          bool allow_folder = false);
+// The same checks inside `folder_dir` (a directory that holds the folder's files directly).
+std::filesystem::path resolve_model_file_in(const std::filesystem::path& folder_dir,
+                                            const std::string& name, bool allow_folder = false);
 
 }  // namespace wan

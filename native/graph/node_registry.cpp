@@ -58,17 +58,16 @@ fs::path RunContext::model_path(const std::string& folder, const std::string& na
   };
   if (escapes())
     throw ValidationError(node_label() + ": model name '" + name + "' must be a file under " +
-                          (models_dir / folder).string() + " (no absolute path, no '..')");
-  const fs::path root = models_dir / folder;
-  const fs::path path = root / relative;
+                          models_dir.describe(folder) + " (no absolute path, no '..')");
+  const fs::path path = models_dir.locate(folder, name);
   std::error_code ec;
   if (!fs::exists(path, ec)) {
     throw LoadError(node_label() + ": model file '" + path.string() +
-                    "' does not exist; put it under " + root.string());
+                    "' does not exist; put it under " + models_dir.describe(folder));
   }
   // A symlink may point anywhere inside the folder, never out of it; shards of an index too.
   try {
-    return resolve_model_file(models_dir, folder, name, /*allow_folder=*/fs::is_directory(path, ec));
+    return models_dir.resolve(folder, name, /*allow_folder=*/fs::is_directory(path, ec));
   } catch (const ValidationError& e) {
     throw ValidationError(node_label() + ": " + e.what());
   }
@@ -110,7 +109,7 @@ std::vector<const NodeSchema*> NodeRegistry::schemas() const {
   return all;
 }
 
-nlohmann::json NodeRegistry::object_info(const fs::path& models_dir,
+nlohmann::json NodeRegistry::object_info(const ModelFolders& models_dir,
                                          const fs::path& input_dir) const {
   nlohmann::json info = nlohmann::json::object();
   for (const auto& [name, entry] : entries_)

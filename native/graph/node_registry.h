@@ -78,7 +78,7 @@ struct ProgressEvent {
 // Everything a running node may use besides its inputs. Filled by the runner (or the ComfyUI
 // shim), handed to every node by the executor.
 struct RunContext {
-  std::filesystem::path models_dir;  // ComfyUI layout: diffusion_models/, vae/, ...
+  ModelFolders models_dir;  // ComfyUI layout: diffusion_models/, vae/, ... (and a host's more)
   std::filesystem::path output_dir;
   std::filesystem::path input_dir;
   std::function<void(const ProgressEvent&)> on_progress;  // may be empty
@@ -110,7 +110,8 @@ struct RunContext {
   void report_latent(const at::Tensor& x0) const;
   // The device manager; throws wan::Error when the runner did not set one.
   device::DeviceManager& devices() const;
-  // models_dir/folder/name; throws LoadError naming the path when the file does not exist.
+  // `name` in models_dir's `folder` directories; throws LoadError naming where it looked when
+  // no directory has it.
   std::filesystem::path model_path(const std::string& folder, const std::string& name) const;
 
   // The node being executed ("12", "Sample") and "Sample (node 12)" for messages.
@@ -163,7 +164,7 @@ class NodeRegistry {
   std::unique_ptr<Node> create(const std::string& class_type) const;
   std::vector<const NodeSchema*> schemas() const;  // sorted by class_type
   // ComfyUI's /object_info: {class_type: schema.object_info()}.
-  nlohmann::json object_info(const std::filesystem::path& models_dir,
+  nlohmann::json object_info(const ModelFolders& models_dir,
                              const std::filesystem::path& input_dir = {}) const;
 
  private:

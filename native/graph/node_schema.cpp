@@ -136,13 +136,13 @@ std::vector<std::string> list_input_files(const fs::path& input_dir, const std::
 }
 }  // namespace
 
-std::vector<std::string> Input::combo_options(const fs::path& models_dir,
+std::vector<std::string> Input::combo_options(const ModelFolders& models_dir,
                                               const fs::path& input_dir) const {
   if (!upload_.empty()) return list_input_files(input_dir, upload_);
   return provider_ ? provider_(models_dir) : options_;
 }
 
-json Input::object_info(const fs::path& models_dir, const fs::path& input_dir) const {
+json Input::object_info(const ModelFolders& models_dir, const fs::path& input_dir) const {
   json config = json::object();
   if (!default_.is_null()) config["default"] = default_;
   if (!min_.is_null()) config["min"] = min_;
@@ -170,7 +170,7 @@ Input Choice(std::string id, ComboProvider provider) {
 }
 Input ModelFile(std::string id, std::string folder) {
   return Choice(std::move(id),
-                [folder](const fs::path& models_dir) {
+                [folder](const ModelFolders& models_dir) {
                   return list_model_files(models_dir, folder, model_file_extensions());
                 })
       .model_folder(folder);
@@ -199,13 +199,14 @@ bool is_within(const fs::path& root, const fs::path& path) {
 
 }  // namespace
 
-std::vector<std::string> list_model_files(const fs::path& models_dir, const std::string& folder,
-                                          const std::vector<std::string>& extensions) {
-  std::vector<std::string> files;
-  if (models_dir.empty()) return files;
+namespace {
+
+// The model files of one directory (appended to `files`).
+void list_dir_model_files(const fs::path& folder_dir, const std::vector<std::string>& extensions,
+                          std::vector<std::string>& files) {
   std::error_code ec;
-  const fs::path root = fs::canonical(models_dir / folder, ec);
-  if (ec || !fs::is_directory(root, ec)) return files;
+  const fs::path root = fs::canonical(folder_dir, ec);
+  if (ec || !fs::is_directory(root, ec)) return;
   // Iterative walk over names as given (so a listed name is what the user types), following
   // symlinks only when their target stays inside `root`; (device, inode) pairs stop loops.
   std::set<std::pair<dev_t, ino_t>> visited;
@@ -244,7 +245,17 @@ std::vector<std::string> list_model_files(const fs::path& models_dir, const std:
     }
     ec.clear();
   }
+}
+
+}  // namespace
+
+std::vector<std::string> list_model_files(const ModelFolders& models_dir, const std::string& folder,
+                                          const std::vector<std::string>& extensions) {
+  std::vector<std::string> files;
+  for (const auto& dir : models_dir.dirs(folder)) list_dir_model_files(dir, extensions, files);
+  // A name in two directories is one choice (the first directory's file is the one read).
   std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
   return files;
 }
 
@@ -307,7 +318,7 @@ NodeSchema& NodeSchema::hidden(std::string id, std::string type) {
   return *this;
 }
 
-json NodeSchema::object_info(const fs::path& models_dir, const fs::path& input_dir) const {
+json NodeSchema::object_info(const ModelFolders& models_dir, const fs::path& input_dir) const {
   json required = json::object(), optional = json::object();
   json order_required = json::array(), order_optional = json::array();
   for (const Input* input : ordered_inputs()) {

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "core/model_folders.h"
+
 namespace wan::graph {
 
 // Widget types; every other type string ("WAN_VAE", "IMAGE", "IMAGE,WAN_LATENT", "*") is a socket.
@@ -41,8 +43,7 @@ inline constexpr const char* kBoolean = "BOOLEAN";
 inline constexpr const char* kCombo = "COMBO";
 
 // Lists a combo's options when they depend on the installation, e.g. files in a models folder.
-using ComboProvider =
-    std::function<std::vector<std::string>(const std::filesystem::path& models_dir)>;
+using ComboProvider = std::function<std::vector<std::string>(const ModelFolders& models)>;
 
 // What a STRING or COMBO input names on disk; the validator checks it before anything runs.
 enum class PathRule { kNone, kOutputPrefix, kInputFile, kModelFile };
@@ -123,11 +124,11 @@ class Input {
 
   // The combo's options now: the static list, what the provider finds under models_dir, or for
   // an upload combo the files of that kind in input_dir.
-  std::vector<std::string> combo_options(const std::filesystem::path& models_dir,
+  std::vector<std::string> combo_options(const ModelFolders& models_dir,
                                          const std::filesystem::path& input_dir = {}) const;
 
   // ComfyUI's /object_info entry for this input: [type, {...}] or [[options...], {...}].
-  nlohmann::json object_info(const std::filesystem::path& models_dir,
+  nlohmann::json object_info(const ModelFolders& models_dir,
                              const std::filesystem::path& input_dir = {}) const;
 
  private:
@@ -165,7 +166,7 @@ Input Socket(std::string id, std::string type);
 // are followed only to targets inside the folder, each folder once, at most kModelListDepth deep;
 // names that are not valid UTF-8 are skipped (a combo must be JSON).
 inline constexpr int kModelListDepth = 16;
-std::vector<std::string> list_model_files(const std::filesystem::path& models_dir,
+std::vector<std::string> list_model_files(const ModelFolders& models_dir,
                                           const std::string& folder,
                                           const std::vector<std::string>& extensions);
 // .safetensors, .sft, .pth, .pt, .bin, .ckpt and .safetensors.index.json (sharded weights).
@@ -207,7 +208,7 @@ class NodeSchema {
   std::vector<const Input*> ordered_inputs() const;
 
   // ComfyUI's /object_info entry for this node.
-  nlohmann::json object_info(const std::filesystem::path& models_dir,
+  nlohmann::json object_info(const ModelFolders& models_dir,
                              const std::filesystem::path& input_dir = {}) const;
 
  private:

@@ -341,8 +341,7 @@ class PromptValidator {
           const auto& exempt = input.no_file_values();
           if (std::find(exempt.begin(), exempt.end(), text) != exempt.end()) break;
           if (options_.models_dir.empty()) break;  // nothing to resolve against
-          resolve_model_file(options_.models_dir, input.model_folder_name(), text,
-                             input.allows_folder());
+          options_.models_dir.resolve(input.model_folder_name(), text, input.allows_folder());
           break;
         }
       }

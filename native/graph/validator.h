@@ -27,7 +27,7 @@
 namespace wan::graph {
 
 struct ValidateOptions {
-  std::filesystem::path models_dir;  // where combo providers (model files) look
+  ModelFolders models_dir;  // where combo providers (model files) look
   // Where output_prefix() inputs save and relative input_file() names are read; an empty
   // output_dir skips the writable-folder check (a caller that saves nothing).
   std::filesystem::path output_dir;

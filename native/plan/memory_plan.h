@@ -26,7 +26,7 @@
 namespace wan::plan {
 
 struct PlanOptions {
-  std::filesystem::path models_dir;
+  ModelFolders models_dir;
   // The run's folders, for validating the prompt as the executor does: relative input file
   // names are read from input_dir; output prefixes are checked against output_dir (empty: not
   // checked, a plan writes nothing).

@@ -54,7 +54,7 @@ void keep_blocks_resident(ModelPlan& model, int64_t count) {
   }
 }
 
-PlanContext::PlanContext(std::filesystem::path models_dir, std::string preset, bool accelerator,
+PlanContext::PlanContext(ModelFolders models_dir, std::string preset, bool accelerator,
                          std::string device_name, int64_t capacity)
     : models_dir_(std::move(models_dir)),
       preset_(std::move(preset)),

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/model_folders.h"
 #include "device/placement.h"
 #include "models/dit/wan_dit_config.h"
 #include "models/vae/wan_vae.h"
@@ -87,13 +88,13 @@ class PlanContext {
  public:
   // `preset`: "" (model files are read) or a pipeline whose official shapes stand in for them.
   // `capacity`: usable device bytes, -1 when unbounded; `accelerator` false plans a CPU run.
-  PlanContext(std::filesystem::path models_dir, std::string preset, bool accelerator,
+  PlanContext(ModelFolders models_dir, std::string preset, bool accelerator,
               std::string device_name, int64_t capacity);
 
   // ---- what a node's plan() reads ----
   const std::string& preset() const { return preset_; }
   std::filesystem::path model_file(const std::string& folder, const std::string& name) const {
-    return models_dir_ / folder / name;
+    return models_dir_.locate(folder, name);
   }
   bool accelerator() const { return accelerator_; }
   const std::string& device_name() const { return device_name_; }
@@ -147,7 +148,7 @@ class PlanContext {
     return model.placement == device::Placement::kStream;
   }
 
-  std::filesystem::path models_dir_;
+  ModelFolders models_dir_;
   std::string preset_;
   bool accelerator_ = false;
   std::string device_name_;

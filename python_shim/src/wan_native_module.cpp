@@ -19,6 +19,7 @@
 
 #include "core/bounded_json.h"
 #include "core/error.h"
+#include "core/model_folders.h"
 #include "device/compute_device.h"
 #include "device/device_manager.h"
 #include "device/placement.h"
@@ -147,10 +148,21 @@ struct Callbacks {
   }
 };
 
-graph::RunContext make_context(Callbacks& callbacks, const std::optional<std::string>& models_dir) {
+// The host's model directories ({folder: [dir, ...]}, in search order: ComfyUI's folder_paths)
+// or, without them, the configured models folder's layout.
+ModelFolders folders_of(const py::object& model_dirs) {
+  if (model_dirs.is_none()) return ModelFolders(session().models_dir);
+  ModelFolders folders;
+  for (const auto& [folder, dirs] : model_dirs.cast<py::dict>())
+    for (const auto& dir : dirs.cast<py::list>())
+      folders.add(folder.cast<std::string>(), fs::path(dir.cast<std::string>()));
+  return folders;
+}
+
+graph::RunContext make_context(Callbacks& callbacks, ModelFolders models) {
   Session& s = session();
   graph::RunContext run;
-  run.models_dir = models_dir ? fs::path(*models_dir) : s.models_dir;
+  run.models_dir = std::move(models);
   run.output_dir = s.output_dir;
   run.input_dir = s.input_dir;
   run.device_manager = &devices();
@@ -231,7 +243,7 @@ py::tuple to_python(const graph::Values& values) {
 // the prompt must be a native one (the planner reasons about each node's memory).
 std::string planner_choice_of(const std::string& node_id, const std::string& input,
                               const std::string& prompt_text, const std::string& label,
-                              const std::string& models_dir) {
+                              const ModelFolders& models) {
   const nlohmann::json prompt = parse_json_arg(prompt_text, "prompt");
   if (!prompt.is_object() || !prompt.contains(node_id))
     throw py::value_error(label + ": " + input + " auto is chosen by planning the whole prompt, "
@@ -247,7 +259,7 @@ std::string planner_choice_of(const std::string& node_id, const std::string& inp
   Session& s = session();
   if (s.auto_prompt != prompt_text) {
     plan::PlanOptions options;
-    options.models_dir = models_dir.empty() ? s.models_dir : fs::path(models_dir);
+    options.models_dir = models;
     options.input_dir = s.input_dir;
     options.device = s.device_options;
     py::gil_scoped_release release;
@@ -270,21 +282,15 @@ std::string planner_choice_of(const std::string& node_id, const std::string& inp
 
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
-                  const std::optional<std::string>& models_dir, const std::string& prompt,
-                  const std::string& workflow, const std::string& extra_pnginfo, py::object ui,
-                  py::object plan_models_dir) {
+                  const py::object& model_dirs, const std::string& prompt,
+                  const std::string& workflow, const std::string& extra_pnginfo, py::object ui) {
   const auto& registry = wan::nodes::wan_node_registry();
   const graph::NodeSchema* schema = registry.find(class_type);
   if (!schema) throw py::value_error("unknown node type '" + class_type + "'");
   const std::string label = node_id.empty() ? class_type : class_type + " (node " + node_id + ")";
 
-  // The models folder the planner reads for the whole prompt (every loader's files), asked of
-  // the host only when an input is left to the planner.
-  std::optional<std::string> plan_dir;
-  auto plan_models = [&]() -> std::string {
-    if (!plan_dir) plan_dir = plan_models_dir.is_none() ? "" : plan_models_dir().cast<std::string>();
-    return *plan_dir;
-  };
+  // Where this node, and the planner for the whole prompt, find model files.
+  const ModelFolders models = folders_of(model_dirs);
   graph::Values in;
   in.set_owner(label);
   for (const auto& [key, value] : inputs) {
@@ -294,13 +300,13 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
     if (value.is_none()) continue;
     if (name == "placement" && py::isinstance<py::str>(value) &&
         value.cast<std::string>() == device::kAutoPlacement) {
-      const std::string chosen = planner_choice_of(node_id, name, prompt, label, plan_models());
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label, models);
       in.set(name, graph::literal_value(chosen, *input));
       continue;
     }
     if (input->has_planner_choice() && py::isinstance<py::int_>(value) &&
         value.cast<int64_t>() == input->planner_auto_value()) {
-      const std::string chosen = planner_choice_of(node_id, name, prompt, label, plan_models());
+      const std::string chosen = planner_choice_of(node_id, name, prompt, label, models);
       in.set(name, graph::literal_value(std::stoll(chosen), *input));
       continue;
     }
@@ -310,7 +316,7 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
   Callbacks callbacks;
   callbacks.progress = std::move(progress);
   callbacks.interrupt = std::move(interrupt);
-  graph::RunContext run = make_context(callbacks, models_dir);
+  graph::RunContext run = make_context(callbacks, models);
   run.prompt = parse_json_arg(prompt, "prompt");
   run.workflow = parse_json_arg(workflow, "workflow");
   if (!prompt.empty()) run.embedded_prompt = nlohmann::ordered_json::parse(prompt);
@@ -351,7 +357,7 @@ py::dict run_prompt(const std::string& prompt_text, py::object progress, py::obj
   Callbacks callbacks;
   callbacks.progress = std::move(progress);
   callbacks.interrupt = std::move(interrupt);
-  graph::RunContext run = make_context(callbacks, std::nullopt);
+  graph::RunContext run = make_context(callbacks, ModelFolders(session().models_dir));
   run.prompt = prompt;
   // The executor records a ledger stage per node.
   run.on_progress = [&callbacks](const graph::ProgressEvent& event) { callbacks.on_event(event); };
@@ -479,13 +485,16 @@ PYBIND11_MODULE(_wan_native, m) {
 
   m.def(
       "object_info",
-      [](const std::optional<std::string>& models_dir) {
-        const fs::path dir = models_dir ? fs::path(*models_dir) : session().models_dir;
-        return wan::nodes::wan_node_registry().object_info(dir).dump();
+      [](const std::optional<std::string>& models_dir, const py::object& model_dirs) {
+        const wan::ModelFolders folders =
+            model_dirs.is_none() ? wan::ModelFolders(models_dir ? fs::path(*models_dir)
+                                                                : session().models_dir)
+                                 : folders_of(model_dirs);
+        return wan::nodes::wan_node_registry().object_info(folders).dump();
       },
-      py::arg("models_dir") = py::none(),
+      py::arg("models_dir") = py::none(), py::arg("model_dirs") = py::none(),
       "ComfyUI's /object_info for every native node, as JSON text; model combos list the files "
-      "under models_dir (default: the configured one).");
+      "under models_dir (default: the configured one), or in model_dirs ({folder: [dir, ...]}).");
   m.def("model_folders", &model_folders,
         "{class_type: {input: folder}} for inputs that name a file under a models folder.");
   m.def("input_files", &input_files,
@@ -498,13 +507,13 @@ PYBIND11_MODULE(_wan_native, m) {
   m.def("settings", &settings, "The run settings and the compute device in use.");
   m.def("execute", &execute, py::arg("class_type"), py::arg("inputs"), py::arg("node_id") = "",
         py::arg("progress") = py::none(), py::arg("interrupt") = py::none(),
-        py::arg("models_dir") = py::none(), py::arg("prompt") = "", py::arg("workflow") = "",
+        py::arg("model_dirs") = py::none(), py::arg("prompt") = "", py::arg("workflow") = "",
         py::arg("extra_pnginfo") = "", py::arg("ui") = py::none(),
-        py::arg("plan_models_dir") = py::none(),
         "Runs one node on `inputs` ({input: value}) and returns its outputs as a tuple. "
-        "progress(step, steps, node_id) is called at each step, interrupt() -> bool polled there; "
-        "an output node's ComfyUI `ui` ({\"images\": [...]}, JSON text) goes to ui(text); "
-        "plan_models_dir() -> str names the models folder the planner reads for the prompt.");
+        "model_dirs ({folder: [dir, ...]}, the host's search order) is where model files are "
+        "found (default: the configured models folder); progress(step, steps, node_id) is "
+        "called at each step, interrupt() -> bool polled there; an output node's ComfyUI `ui` "
+        "({\"images\": [...]}, JSON text) goes to ui(text).");
   m.def("run_prompt", &run_prompt, py::arg("prompt"), py::arg("progress") = py::none(),
         py::arg("interrupt") = py::none(),
         "Runs an API prompt (JSON text) through the native executor; returns {node_id: outputs}.");

@@ -12,6 +12,8 @@
 #include <random>
 #include <set>
 
+#include "core/error.h"
+#include "core/model_folders.h"
 #include "graph/executor.h"
 #include "graph/validator.h"
 
@@ -348,6 +350,53 @@ TEST_F(ValidatorRules, ModelListingStaysInsideAndTerminatesOnLoops) {
   for (const auto& file : files)
     EXPECT_TRUE(validate_one("ModelNode", {{"model_name", file}, {"tokenizer", "from_checkpoint"}}).ok)
         << file;
+}
+
+// A host with several directories per folder (ComfyUI's folder_paths): a name is found in the
+// first directory that has it, with the same rules inside that directory; the combo lists every
+// directory's files once; a name in none is refused naming every directory.
+TEST_F(ValidatorRules, ModelNamesResolveInTheFirstOfSeveralDirectories) {
+  Scratch scratch;
+  const fs::path first = scratch / "first", second = scratch / "second";
+  touch(first / "both.safetensors", "first");
+  touch(second / "both.safetensors", "second");
+  touch(second / "only_second.safetensors");
+  touch(scratch / "outside.safetensors");
+  fs::create_directories(first);
+  fs::create_symlink(scratch / "outside.safetensors", second / "escape.safetensors");
+  ModelFolders folders;
+  folders.add("diffusion_models", first);
+  folders.add("diffusion_models", second);
+  EXPECT_EQ(folders.resolve("diffusion_models", "both.safetensors"), first / "both.safetensors");
+  EXPECT_EQ(folders.resolve("diffusion_models", "only_second.safetensors"),
+            second / "only_second.safetensors");
+  EXPECT_EQ(list_model_files(folders, "diffusion_models", model_file_extensions()),
+            (std::vector<std::string>{"both.safetensors", "only_second.safetensors"}));
+  try {
+    folders.resolve("diffusion_models", "nope.safetensors");
+    ADD_FAILURE() << "a missing name resolved";
+  } catch (const ValidationError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(first.string()), std::string::npos) << message;
+    EXPECT_NE(message.find(second.string()), std::string::npos) << message;
+  }
+
+  options_.models_dir = folders;
+  auto model_fails = [&](const std::string& name) {
+    return failed_inputs(
+        validate_one("ModelNode", {{"model_name", name}, {"tokenizer", "from_checkpoint"}}));
+  };
+  EXPECT_TRUE(model_fails("both.safetensors").empty());
+  EXPECT_TRUE(model_fails("only_second.safetensors").empty());
+  for (const char* name : {"escape.safetensors", "../outside.safetensors", "nope.safetensors"})
+    EXPECT_EQ(model_fails(name).count("model_name"), 1u) << name;
+
+  // A node reads the same file the validator resolved.
+  RunContext run;
+  run.models_dir = folders;
+  EXPECT_EQ(run.model_path("diffusion_models", "only_second.safetensors"),
+            second / "only_second.safetensors");
+  EXPECT_THROW(run.model_path("diffusion_models", "nope.safetensors"), LoadError);
 }
 
 TEST_F(ValidatorRules, StringLiteralsWithNulOrInvalidUtf8AreRefused) {
