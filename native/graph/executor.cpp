@@ -7,7 +7,7 @@
 #include <set>
 
 #include "device/device_manager.h"
-#include "graph/execution_order.h"
+#include "graph/typed_graph.h"
 #include "graph/workflow_json.h"
 
 namespace wan::graph {
@@ -189,7 +189,10 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
   ValidationResult validation = validate_prompt(prompt, registry_, {run.models_dir, run.output_dir, run.input_dir});
   if (!validation.ok) throw InvalidPrompt(validation.to_json());
 
-  const std::vector<std::string> order = execution_order(prompt, registry_, validation.outputs);
+  const TypedGraph& graph = validation.graph;
+  std::vector<std::string> order;
+  order.reserve(graph.size());
+  for (const auto& node : graph) order.push_back(node.id);
   last_keys_ = signatures(prompt, order);
   std::vector<uint64_t> created;
   auto finish = [&] {
@@ -198,13 +201,12 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
     run.class_type_.clear();
   };
 
-  for (const auto& id : order) {
-    const json& node = prompt[id];
+  for (const GraphNode& node : graph) {
+    const std::string& id = node.id;
     NodeRun entry;
     entry.node_id = id;
-    entry.class_type = node["class_type"].get<std::string>();
-    entry.title = node_title(node);
-    const NodeSchema& schema = registry_.schema(entry.class_type);
+    entry.class_type = node.class_type;
+    entry.title = node.title;
     const uint64_t key = last_keys_.at(id);
     const std::string label = entry.class_type + " (node " + id + ")";
 
@@ -226,16 +228,9 @@ RunReport Executor::run(const json& prompt, RunContext& run) {
       finish();
     };
     try {
-      const json& inputs = node.value("inputs", json::object());
-      Values in = literal_values(inputs, schema);
-      for (const Input& input : schema.inputs()) {
-        std::string up;
-        int64_t index;
-        auto it = inputs.find(input.id());
-        if (it != inputs.end() && parse_link(*it, &up, &index)) {
-          in.set(input.id(), cache_.at(last_keys_.at(up))[static_cast<size_t>(index)]);
-        }
-      }
+      Values in = node.literals;
+      for (const auto& [input, link] : node.links)
+        in.set(input, cache_.at(last_keys_.at(link.node_id))[static_cast<size_t>(link.output)]);
       Values out = run_node(registry_, id, entry.class_type, std::move(in), run);
       cache_[key] = std::move(out);
       created.push_back(key);

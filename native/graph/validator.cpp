@@ -116,7 +116,9 @@ class PromptValidator {
         details += "\n... and " + std::to_string(total - lines) + " more errors";
       result.error = make_error("prompt_outputs_failed_validation",
                                 "Prompt outputs failed validation", details);
+      return result;
     }
+    result.graph = typed_graph(prompt_, registry_, result.outputs);
     return result;
   }
 

@@ -23,6 +23,7 @@
 
 #include "core/error.h"
 #include "graph/node_registry.h"
+#include "graph/typed_graph.h"
 
 namespace wan::graph {
 
@@ -43,6 +44,7 @@ struct ValidationResult {
   nlohmann::json error;  // null when ok
   nlohmann::json node_errors = nlohmann::json::object();
   std::vector<std::string> outputs;  // output node ids, sorted
+  TypedGraph graph;                  // when ok: what the outputs need, in execution order
   // {"error": ..., "node_errors": ...}
   nlohmann::json to_json() const;
 };

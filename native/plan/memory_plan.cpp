@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "device/placement.h"
-#include "graph/execution_order.h"
+#include "graph/typed_graph.h"
 #include "graph/validator.h"
 #include "graph/workflow_json.h"
 #include "plan/plan_context.h"
@@ -93,18 +93,18 @@ PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegist
   result.device_name = device_name;
   result.capacity = capacity;
   json nodes = json::array();
-  for (const auto& id : graph::execution_order(api_prompt, registry, validation.outputs)) {
-    const json& node = api_prompt[id];
-    const std::string class_type = node["class_type"].get<std::string>();
-    const json& inputs = node.value("inputs", json::object());
-    const graph::NodeSchema& schema = registry.schema(class_type);
-    const graph::Values in = graph::literal_values(inputs, schema);
+  // Validated (or, planning a preset, failing only on the absent model files): the typed graph
+  // the executor runs.
+  const graph::TypedGraph graph = validation.ok
+                                      ? std::move(validation.graph)
+                                      : graph::typed_graph(api_prompt, registry, validation.outputs);
+  for (const graph::GraphNode& node : graph) {
+    const std::string& id = node.id;
+    const std::string& class_type = node.class_type;
+    const graph::NodeSchema& schema = *node.schema;
+    const graph::Values& in = node.literals;
     std::map<std::string, std::pair<std::string, int64_t>> links;
-    for (const auto& [name, value] : inputs.items()) {
-      std::string up;
-      int64_t index;
-      if (graph::parse_link(value, &up, &index)) links[name] = {up, index};
-    }
+    for (const auto& [name, link] : node.links) links[name] = {link.node_id, link.output};
     const std::string label = class_type + " (node " + id + ")";
     result.nodes.push_back(PlannedNode{id, class_type});
     PlannedNode& planned = result.nodes.back();
