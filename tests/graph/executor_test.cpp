@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "graph/fake_nodes.h"
 
@@ -204,15 +206,35 @@ TEST_F(ExecutorTest, RejectsInvalidPromptBeforeRunningAnyNode) {
   EXPECT_TRUE(runs().empty());
 }
 
+// An output node that takes at least `ms` milliseconds: the measured time cannot be the default 0.
+class SleepNode : public Node {
+ public:
+  static NodeSchema schema() {
+    return NodeSchema("SleepNode", "test").output_node().input(Int("ms").default_to(0).min(0).max(1000));
+  }
+  Values execute(const Values& in, RunContext&) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(in.integer("ms")));
+    return {};
+  }
+};
+
 TEST_F(ExecutorTest, ReportsWallTimePerNode) {
+  registry_.add<SleepNode>();
+  prompt_["9"] = {{"class_type", "SleepNode"}, {"inputs", {{"ms", 30}}}};
   const json report = executor_.run(prompt_, run_).to_json();
-  ASSERT_EQ(report["nodes"].size(), 4u);
+  ASSERT_EQ(report["nodes"].size(), 5u);
+  double sleep_ms = -1, nodes_ms = 0;
   for (const auto& node : report["nodes"]) {
     EXPECT_EQ(node["outcome"], "ok");
     EXPECT_GE(node["wall_ms"].get<double>(), 0.0);
+    nodes_ms += node["wall_ms"].get<double>();
+    if (node["class_type"] == "SleepNode") sleep_ms = node["wall_ms"].get<double>();
   }
-  EXPECT_EQ(report["executed"], 4);
-  EXPECT_GE(report["wall_ms"].get<double>(), 0.0);
+  // A sleep never returns early: the node's time is at least its 30 ms, and the run's at least
+  // the sum of its nodes'.
+  EXPECT_GE(sleep_ms, 30.0);
+  EXPECT_EQ(report["executed"], 5);
+  EXPECT_GE(report["wall_ms"].get<double>(), nodes_ms);
 }
 
 TEST_F(ExecutorTest, OptionalSocketFeedsWhenLinked) {
