@@ -118,7 +118,15 @@ class PromptValidator {
                                 "Prompt outputs failed validation", details);
       return result;
     }
-    result.graph = typed_graph(prompt_, registry_, result.outputs);
+    try {
+      result.graph = typed_graph(prompt_, registry_, result.outputs);
+    } catch (const ValidationError& e) {
+      // The checks above convert every literal the same way; a refusal here is still a
+      // validation result, never an exception out of validate_prompt.
+      result.ok = false;
+      result.error = make_error("prompt_outputs_failed_validation",
+                                "Prompt outputs failed validation", e.what());
+    }
     return result;
   }
 

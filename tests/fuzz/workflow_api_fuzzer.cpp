@@ -1,5 +1,6 @@
-// Fuzzes reading an API-format workflow: bounded parse, conversion to a prompt, --set overrides
-// and node ordering. Any input is accepted or refused with ValidationError.
+// Fuzzes reading an API-format workflow: bounded parse, conversion to a prompt, --set overrides,
+// node ordering and validation (with the typed graph a valid prompt yields). Any input is
+// accepted or refused with ValidationError.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -7,6 +8,7 @@
 #include "core/bounded_json.h"
 #include "core/error.h"
 #include "graph/fake_nodes.h"
+#include "graph/validator.h"
 #include "graph/workflow_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -21,6 +23,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)wan::graph::sorted_node_ids(prompt);
     if (!assignment.empty()) wan::graph::apply_override(prompt, assignment, registry);
     (void)prompt.dump();
+    const auto validation = wan::graph::validate_prompt(prompt, registry);
+    if (validation.ok && validation.graph.empty()) __builtin_trap();  // outputs need nodes
+    (void)validation.to_json().dump();
   } catch (const wan::ValidationError&) {
   }
   return 0;
