@@ -83,8 +83,8 @@ class LoadDit : public graph::Node {
                                  weight_dtype_of(in, plan.node_label()),
                                  parse_dtype(in.string("compute_dtype"), plan.node_label()));
     // Unresolved (-1): planned as every block streaming.
-    const int64_t resident = in.has("resident_blocks") ? in.integer("resident_blocks") : 0;
-    if (in.string("placement") == "stream") plan::keep_blocks_resident(dit, std::max<int64_t>(0, resident));
+    if (in.string("placement") == "stream" && in.has("resident_blocks"))
+      plan::keep_blocks_resident(dit, std::max<int64_t>(0, in.integer("resident_blocks")));
     plan::PlannedValue out;
     out.model = plan.adopt(std::move(dit), "dit", in.string("placement"));
     plan.set_output(0, out);

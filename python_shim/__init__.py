@@ -264,7 +264,7 @@ def _comfy_model_dirs(fp):
 
 def _combo_options_in_comfy(fp, class_type, input_name, static, native_names):
     """The native listing of ComfyUI's folders, plus what ComfyUI's own cache lists."""
-    names = set(native_names) - set(static)
+    names = set(native_names)
     try:
         names.update(n for n in fp.get_filename_list(_MODEL_FOLDERS[class_type][input_name])
                      if n.endswith(_MODEL_EXTENSIONS))

@@ -158,17 +158,9 @@ class StreamVisitor : public models::BlockVisitor {
   }
   std::shared_ptr<void> visit(torch::nn::Module& block, torch::nn::Module* next) override {
     if (next && !streamed_.count(next)) next = nullptr;  // resident: already in
-    if (!streamed_.count(&block)) {
-      ahead_.reset();
-      ahead_block_ = nullptr;
-      if (next) {
-        ahead_ = bring_in(*next);
-        ahead_block_ = next;
-      }
-      return nullptr;
-    }
-    std::shared_ptr<StreamedBlock> current =
-        ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block);
+    std::shared_ptr<StreamedBlock> current;               // stays empty for a resident block
+    if (streamed_.count(&block))
+      current = ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block);
     ahead_.reset();  // a block brought in ahead for nothing goes back out
     ahead_block_ = nullptr;
     if (next) {

@@ -40,10 +40,13 @@ void keep_blocks_resident(ModelPlan& model, int64_t count) {
   std::map<std::string, int64_t> per_block;
   for (const auto& [key, bytes] : model.tensors)
     if (const auto block = block_of(key); !block.empty()) per_block[block] += bytes;
+  model.block_bytes = 0;
+  model.blocks = static_cast<int64_t>(per_block.size());
   model.resident_blocks = 0;  // counts the blocks there are: `count` may exceed them
   model.resident_bytes = 0;
   model.largest_streamed_bytes = 0;
   for (const auto& [block, bytes] : per_block) {
+    model.block_bytes += bytes;
     const int64_t index = main_block_index(block);
     if (index >= 0 && index < count) {
       model.resident_bytes += bytes;

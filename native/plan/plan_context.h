@@ -64,7 +64,7 @@ struct ModelPlan {
   int64_t compute_bytes = 2;
   // `stream`: the bytes of the blocks (which visit the device one at a time, the next brought
   // in ahead) in all, and of the largest one; the rest moves in for the lease like `offload`.
-  int64_t block_bytes = 0, largest_block_bytes = 0, blocks = 0;
+  int64_t block_bytes = 0, blocks = 0;
   // `stream`: the first `resident_blocks` of blocks.N move in with the lease (their bytes,
   // resident_bytes) instead of visiting; the largest of the others.
   int64_t resident_blocks = 0, resident_bytes = 0, largest_streamed_bytes = 0;
@@ -170,8 +170,9 @@ class PlanContext {
 // blocks, which `stream` moves in with the lease.
 std::string block_of(const std::string& key);
 
-// Keeps the first `count` of model's blocks.N resident under `stream` (as the device manager
-// does with adopt's resident_blocks): sets resident_blocks, resident_bytes and
+// Counts model's blocks (blocks.N, vace_blocks.N) from its tensors and keeps the first `count`
+// of blocks.N resident under `stream` (as the device manager does with adopt's
+// resident_blocks): sets block_bytes, blocks, resident_blocks, resident_bytes and
 // largest_streamed_bytes.
 void keep_blocks_resident(ModelPlan& model, int64_t count);
 // Whether `key` is the tensor of a block that visits the device one at a time under `stream`.

@@ -89,20 +89,6 @@ int64_t largest_upcast(const std::vector<io::TensorInfo>& kept, at::ScalarType c
   return largest;
 }
 
-// The blocks `stream` moves one at a time (blocks.N, vace_blocks.N): their bytes in all, the
-// largest one's, and their count.
-void count_blocks(ModelPlan& model, const std::vector<io::TensorInfo>& kept) {
-  std::map<std::string, int64_t> per_block;
-  for (const auto& info : kept)
-    if (const auto block = block_of(info.name); !block.empty()) per_block[block] += info.nbytes();
-  for (const auto& [block, bytes] : per_block) {
-    model.block_bytes += bytes;
-    model.largest_block_bytes = std::max(model.largest_block_bytes, bytes);
-  }
-  model.blocks = static_cast<int64_t>(per_block.size());
-  keep_blocks_resident(model, 0);
-}
-
 }  // namespace
 
 ModelPlan t5_weights(const PlanContext& plan, const std::string& model_name, at::ScalarType st,
@@ -166,7 +152,7 @@ ModelPlan t5_weights(const PlanContext& plan, const std::string& model_name, at:
     add_infos(model, kept);
     count_converted(model, values_of(stored));
   }
-  count_blocks(model, kept);
+  keep_blocks_resident(model, 0);  // block sizes for `stream`
   // The linear layers cast whole weights; the embeddings are looked up row by row.
   model.upcast_bytes = largest_upcast(kept, st, [](const io::TensorInfo& info) {
     return info.shape.size() == 2 && info.name.find("embedding") == std::string::npos;
@@ -236,7 +222,7 @@ ModelPlan dit_weights(const PlanContext& plan, const std::string& model_name,
   };
   const auto kept = models::kept_tensors(models::wan_dit_expected_tensors(model.dit), stored, rule);
   add_infos(model, kept);
-  count_blocks(model, kept);
+  keep_blocks_resident(model, 0);  // block sizes for `stream`
   count_converted(model, values_of(stored));
   // Every matrix and convolution kernel outside the float32 parts is cast per call.
   model.upcast_bytes = largest_upcast(
