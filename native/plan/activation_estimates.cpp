@@ -92,8 +92,9 @@ int64_t dit_activations(const ModelPlan& m, const pipeline::VideoShape& s, int64
   // on a 9680-token run, docs/memory_plan.md).
   const int64_t latents = 3 + std::min<int64_t>(2, std::max<int64_t>(0, steps - 1));
   int64_t outside = S * D * 4 + lc * D * 4 + 2 * lc * D * cb + latents * latent;
-  // VACE: every hint is held from the VACE blocks to the main block that adds it.
-  outside += static_cast<int64_t>(c.vace_layers.size()) * S * D * 4;
+  // VACE: its blocks compute between the main blocks (models/dit), holding the float32 chain
+  // and, through main block 0, the first hint.
+  if (!c.vace_layers.empty()) outside += 2 * S * D * 4;
   // The computing layer's weight cast to the compute dtype, when kept in another.
   return outside + std::max({fill, attend, ffn}) + m.upcast_bytes;
 }

@@ -277,8 +277,9 @@ TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
   }
 }
 
-// VACE computes its VACE blocks first, then the main blocks: the visitor brings each in ahead of
-// the next across the two lists, and the float32 output equals the official golden as with `gpu`.
+// VACE interleaves its blocks with the main ones (VACE block k after main block vace_layers[k]):
+// the visitor brings each in ahead of the next across the two lists, and the float32 output
+// equals the official golden as with `gpu`.
 TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
   const auto& g = wan::testing::golden("dit_vace");
   models::DitExtras extras;
@@ -313,6 +314,70 @@ TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
   std::printf("VACE tiny: vgpu peak gpu %lld, stream %lld\n", static_cast<long long>(peaks[0]),
               static_cast<long long>(peaks[1]));
   EXPECT_LT(peaks[1], peaks[0]);
+}
+
+// VACE block k computes right after main block vace_layers[k], so a hint lives only until it is
+// added: the activations of a long VACE forward do not grow with the number of VACE blocks. The
+// tiny VACE DiT (4 main blocks, VACE blocks at 0 and 3) against the same model with VACE blocks
+// at 0, 1, 2 and 3 (blocks 2 and 3 copies of block 1, scaled), at 5120 tokens: holding every hint
+// through the main blocks, as the official code does, would add two hints (2 x 1.25 MiB); the
+// test allows less than one.
+TEST(StreamPlacement, VaceActivationsDoNotGrowWithItsBlockCount) {
+  const fs::path dir = fs::temp_directory_path() / ("wan_vace_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path tiny = fs::path(wan::testing::data_path("models")) / "diffusion_models";
+  auto tensors = io::load_safetensors((tiny / "dit_vace_tiny.safetensors").string());
+  const std::string source = "vace_blocks.1.";
+  io::TensorMap extra;
+  for (const auto& [key, value] : tensors)
+    if (key.rfind(source, 0) == 0)
+      for (int k : {2, 3})
+        extra["vace_blocks." + std::to_string(k) + "." + key.substr(source.size())] =
+            value * (1.0 - 0.1 * k);
+  tensors.insert(extra.begin(), extra.end());
+  io::save_safetensors((dir / "dit_vace_four.safetensors").string(), tensors);
+  std::ifstream config_in(tiny / "dit_vace_tiny_config.json");
+  auto config = json::parse(config_in);
+  config["vace_layers"] = {0, 1, 2, 3};
+  std::ofstream(dir / "dit_vace_four_config.json") << config.dump();
+
+  const auto& g = wan::testing::golden("dit_vace");
+  const int64_t frames = 5, side = 64, tokens = frames * (side / 2) * (side / 2);  // 5120
+  at::manual_seed(7);
+  const auto x = at::randn({16, frames, side, side});
+  const auto vace_context = at::randn({96, frames, side, side});
+  int64_t activations[2] = {0, 0};
+  at::Tensor outputs[2];
+  const std::string files[2] = {(tiny / "dit_vace_tiny.safetensors").string(),
+                                (dir / "dit_vace_four.safetensors").string()};
+  for (int i = 0; i < 2; ++i) {
+    device::ComputeDeviceOptions options;
+    options.device = "cpu";
+    options.reserve = 0;
+    options.vram = int64_t{1} << 30;
+    device::DeviceManager devices(options);
+    auto dit = models::load_wan_dit(files[i], at::kFloat, at::kFloat);
+    ASSERT_EQ(dit->config().vace_layers.size(), i == 0 ? 2u : 4u);
+    auto model = devices.adopt(dit.ptr(), device::Placement::kGpu, "dit");
+    auto lease = devices.lease(model, "Test (node 1)");
+    models::DitExtras extras;
+    extras.vace_context = {lease.to_compute(vace_context)};
+    extras.vace_context_scale = 0.75;
+    const auto input = lease.to_compute(x);
+    const auto context = lease.to_compute(g.at("single.context.0"));
+    const int64_t before = devices.compute().bytes_in_use();
+    devices.reset_peaks();
+    outputs[i] = dit->forward({input}, g.at("single.t"), {context}, tokens, extras).at(0);
+    activations[i] = devices.compute().bytes_peak() - before;
+  }
+  fs::remove_all(dir);
+  const int64_t hint = tokens * 64 * 4;
+  std::printf("VACE tiny at %lld tokens: activations with 2 VACE blocks %lld, with 4 %lld (one hint %lld)\n",
+              static_cast<long long>(tokens), static_cast<long long>(activations[0]),
+              static_cast<long long>(activations[1]), static_cast<long long>(hint));
+  EXPECT_FALSE(at::equal(outputs[0], outputs[1]));  // the extra VACE blocks took part
+  EXPECT_LT(activations[1], activations[0] + hint);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <torch/nn.h>
 
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -252,41 +253,59 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
   ctx.query_chunk = options_.attention_chunk();
   ctx.token_chunk = options_.token_chunk();
 
-  // Every block in the order it computes (VACE blocks first), so that a `stream` placement can
-  // bring each one's weights in ahead of it (models/common/block_visit.h).
+  // VACE: the hint of VACE block k is added after main block vace_layers[k]. The official code
+  // computes every hint before the main blocks and holds them all through them (8 or 15 tensors
+  // the size of the residual stream). Here VACE block 0 computes before main block 0 (it reads
+  // the blocks' input) and VACE block k > 0 right after main block vace_layers[k], so beside the
+  // main stream live only the VACE chain and, through main block 0, the first hint. The same
+  // operations on the same values: identical output.
+  std::map<int64_t, size_t> vace_after_layer;
+  if (c.variant == WanDitVariant::kVace)
+    for (size_t k = 0; k < c.vace_layers.size(); ++k) vace_after_layer[c.vace_layers[k]] = k;
+  auto vace_block_after = [&](size_t j) -> std::optional<size_t> {
+    const auto k = vace_after_layer.find(static_cast<int64_t>(j));
+    if (k == vace_after_layer.end()) return std::nullopt;
+    return k->second;
+  };
+
+  // Every block in the order it computes, so that a `stream` placement can bring each one's
+  // weights in ahead of it (models/common/block_visit.h).
   std::vector<torch::nn::Module*> order;
-  if (vace_blocks_)
-    for (size_t j = 0; j < vace_blocks_->size(); ++j) order.push_back(vace_blocks_->ptr(j).get());
-  for (size_t j = 0; j < blocks_->size(); ++j) order.push_back(blocks_->ptr(j).get());
+  if (!vace_after_layer.empty()) order.push_back(vace_blocks_->ptr(0).get());
+  for (size_t j = 0; j < blocks_->size(); ++j) {
+    order.push_back(blocks_->ptr(j).get());
+    if (const auto k = vace_block_after(j); k && *k > 0) order.push_back(vace_blocks_->ptr(*k).get());
+  }
   size_t visited = 0;
   auto visit_next = [&] {
     auto* block = order[visited++];
     return visit_block(*block, visited < order.size() ? order[visited] : nullptr);
   };
 
-  // VACE hints from the context video, computed on the embedded input tokens.
-  std::vector<at::Tensor> hints;
-  std::map<int64_t, size_t> hint_after_layer;
-  if (c.variant == WanDitVariant::kVace) {
-    auto cv = embed_patches(vace_patch_embedding_, extras.vace_context, seq_len,
-                            "vace_patch_embedding", extras, nullptr);
-    for (size_t j = 0; j < vace_blocks_->size(); ++j) {
-      const auto visit = visit_next();
-      auto [next, hint] = vace_blocks_->ptr<VaceWanAttentionBlockImpl>(j)->forward(cv, hidden, ctx);
-      emit("vace_blocks." + std::to_string(j) + ".0", next);
-      emit("vace_blocks." + std::to_string(j) + ".1", hint);
-      cv = std::move(next);
-      hints.push_back(std::move(hint));
-      hint_after_layer[c.vace_layers[j]] = j;
-    }
-  }
-
-  for (size_t j = 0; j < blocks_->size(); ++j) {
+  at::Tensor vace_chain, hint;
+  auto run_vace_block = [&](size_t k) {
     const auto visit = visit_next();
-    hidden = blocks_->ptr<WanAttentionBlockImpl>(j)->forward(hidden, ctx);
-    auto hint = hint_after_layer.find(static_cast<int64_t>(j));
-    if (hint != hint_after_layer.end())
-      hidden = hidden + hints[hint->second] * extras.vace_context_scale;
+    auto [next, h] = vace_blocks_->ptr<VaceWanAttentionBlockImpl>(k)->forward(vace_chain, hidden, ctx);
+    emit("vace_blocks." + std::to_string(k) + ".0", next);
+    emit("vace_blocks." + std::to_string(k) + ".1", h);
+    vace_chain = std::move(next);
+    hint = std::move(h);
+  };
+  if (!vace_after_layer.empty()) {
+    vace_chain = embed_patches(vace_patch_embedding_, extras.vace_context, seq_len,
+                               "vace_patch_embedding", extras, nullptr);
+    run_vace_block(0);
+  }
+  for (size_t j = 0; j < blocks_->size(); ++j) {
+    {
+      const auto visit = visit_next();
+      hidden = blocks_->ptr<WanAttentionBlockImpl>(j)->forward(hidden, ctx);
+    }
+    if (const auto k = vace_block_after(j)) {
+      if (*k > 0) run_vace_block(*k);
+      hidden = hidden + hint * extras.vace_context_scale;
+      hint = at::Tensor();
+    }
     emit("blocks." + std::to_string(j), hidden);
     spdlog::debug("WanDit: block {}/{}", j + 1, blocks_->size());
   }

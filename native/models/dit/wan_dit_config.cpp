@@ -244,11 +244,14 @@ void WanDitConfig::validate() const {
   if (variant == WanDitVariant::kVace) {
     if (vace_layers.empty() || vace_layers.front() != 0)
       fail("vace_layers must start with 0 (the first VACE block holds before_proj)");
-    std::set<int64_t> seen;
+    // Increasing, as every official config lists them: VACE block k computes after main block
+    // vace_layers[k] and feeds VACE block k + 1 (models/dit/wan_dit.cpp).
+    int64_t previous = -1;
     for (auto layer : vace_layers) {
-      if (layer < 0 || layer >= num_layers || !seen.insert(layer).second)
-        fail("vace_layers entry " + std::to_string(layer) + " is out of range or repeated for " +
-             std::to_string(num_layers) + " layers");
+      if (layer <= previous || layer >= num_layers)
+        fail("vace_layers entry " + std::to_string(layer) + " is out of range or out of order for " +
+             std::to_string(num_layers) + " layers (the list must increase)");
+      previous = layer;
     }
   }
 }

@@ -103,6 +103,22 @@ TEST(WanDitConfig, FallsBackFromMetadataToConfigFilesToDefaults) {
   }
 }
 
+// VACE block k computes after main block vace_layers[k] and feeds block k + 1, so the list
+// must increase; a list out of order is refused by name, not run in another order.
+TEST(WanDitConfig, VaceLayersMustIncrease) {
+  auto c = WanDitConfig::vace_1_3b();
+  c.vace_layers = {0, 10, 5};
+  try {
+    c.validate();
+    FAIL() << "expected an error for vace_layers [0, 10, 5]";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("vace_layers entry 5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("must increase"), std::string::npos) << e.what();
+  }
+  c.vace_layers = {0, 5, 10};
+  EXPECT_NO_THROW(c.validate());
+}
+
 TEST(WanDitConfig, OfficialDefaultsApplyWithoutAnyConfiguration) {
   // A 1.3B-shaped header (no data needed): heads from head_dim 128, text_len 512, VACE spacing.
   std::vector<io::TensorInfo> infos;
