@@ -6,10 +6,15 @@
 
 #ifdef WAN_WITH_CUDA
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+
+#include <map>
+#include <mutex>
 #include <torch/version.h>
 #endif
 
@@ -94,6 +99,42 @@ void set_memory_fraction(double fraction, int index) {
                                                      static_cast<c10::DeviceIndex>(index));
 }
 
+namespace {
+// One copy stream per device for the process, taken from ATen's pool on first use.
+c10::cuda::CUDAStream copy_stream(int index) {
+  static std::mutex mutex;
+  static std::map<int, c10::cuda::CUDAStream> streams;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = streams.find(index);
+  if (found == streams.end())
+    found = streams
+                .emplace(index, c10::cuda::getStreamFromPool(/*isHighPriority=*/false,
+                                                             static_cast<c10::DeviceIndex>(index)))
+                .first;
+  return found->second;
+}
+}  // namespace
+
+CopyStreamScope::CopyStreamScope(int index)
+    : guard_(std::make_shared<c10::cuda::CUDAStreamGuard>(copy_stream(index))) {}
+CopyStreamScope::~CopyStreamScope() = default;
+
+std::shared_ptr<void> record_copies(int index) {
+  auto done = std::make_shared<at::cuda::CUDAEvent>();
+  done->record(copy_stream(index));
+  return done;
+}
+
+void wait_for_copies(const std::shared_ptr<void>& copies_done, int index,
+                     const std::vector<at::Tensor>& tensors) {
+  const auto current = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(index));
+  std::static_pointer_cast<at::cuda::CUDAEvent>(copies_done)->block(current);
+  for (const auto& tensor : tensors)
+    if (tensor.defined() && tensor.is_cuda()) tensor.record_stream(current.unwrap());
+}
+
+at::Tensor pinned_copy(const at::Tensor& cpu) { return cpu.is_pinned() ? cpu : cpu.pin_memory(); }
+
 #else  // CPU-only LibTorch
 
 bool available() { return false; }
@@ -113,6 +154,11 @@ void reset_peak(int) { no_cuda(); }
 int64_t reserved_current(int) { no_cuda(); }
 void empty_cache() { no_cuda(); }
 void set_memory_fraction(double, int) { no_cuda(); }
+CopyStreamScope::CopyStreamScope(int) { no_cuda(); }
+CopyStreamScope::~CopyStreamScope() = default;
+std::shared_ptr<void> record_copies(int) { no_cuda(); }
+void wait_for_copies(const std::shared_ptr<void>&, int, const std::vector<at::Tensor>&) { no_cuda(); }
+at::Tensor pinned_copy(const at::Tensor&) { no_cuda(); }
 
 #endif
 

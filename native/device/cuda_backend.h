@@ -1,8 +1,12 @@
 // The only CUDA-specific calls of the device component, compiled for real when CMake finds a
 // CUDA LibTorch (WAN_WITH_CUDA); otherwise they report "no CUDA".
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace wan::device::cuda_backend {
 
@@ -26,5 +30,29 @@ void empty_cache();
 void set_memory_fraction(double fraction, int index);
 // Whether `e` is CUDA's out-of-memory error (c10::OutOfMemoryError).
 bool is_out_of_memory(const std::exception& e);
+
+// ---- copies that overlap compute (`stream` placement) ----
+
+// While alive, work the calling thread issues on device `index` goes to that device's copy
+// stream (one side stream per device) instead of the current stream.
+class CopyStreamScope {
+ public:
+  explicit CopyStreamScope(int index);
+  ~CopyStreamScope();
+  CopyStreamScope(const CopyStreamScope&) = delete;
+  CopyStreamScope& operator=(const CopyStreamScope&) = delete;
+
+ private:
+  std::shared_ptr<void> guard_;
+};
+// Marks the end of the copies issued so far on device `index`'s copy stream.
+std::shared_ptr<void> record_copies(int index);
+// Makes the calling thread's current stream on device `index` wait for `copies_done` (from
+// record_copies) and marks `tensors` as used by that stream, so that the caching allocator
+// reuses their memory, once they drop, only after that stream has passed its work on them.
+void wait_for_copies(const std::shared_ptr<void>& copies_done, int index,
+                     const std::vector<at::Tensor>& tensors);
+// A page-locked copy of a CPU tensor: what a host-to-device copy can read asynchronously.
+at::Tensor pinned_copy(const at::Tensor& cpu);
 
 }  // namespace wan::device::cuda_backend

@@ -23,6 +23,9 @@ struct ModelRecord {
   // `stream`: how many of the first block list's blocks move in with the lease and stay for it.
   int64_t resident_blocks = 0;
   bool on_compute = false;
+  // `stream` on CUDA: the streamed blocks' CPU tensors were replaced by page-locked copies
+  // (or that failed and was said once), so their copies can overlap compute.
+  bool stream_pinned = false;
   int leases = 0;
   // While an offloaded model's weights are in: each parameter/buffer and its CPU tensor, which
   // it points back at when moving out.
@@ -108,20 +111,39 @@ bool ModelHandle::on_compute_device() const { return record_ && record_->on_comp
 // ---- stream placement ------------------------------------------------------------------------
 
 // One block's weights on the compute device while this lives; pointed back at their CPU tensors
-// (freeing the device copies) when it ends.
+// (freeing the device copies) when it ends. `ahead` on CUDA: the copies are issued on the
+// device's copy stream, so they run while the current stream computes the block before;
+// ready() makes the current stream wait for them before this block computes.
 class StreamedBlock {
  public:
   StreamedBlock(DeviceManager& manager, std::shared_ptr<ModelRecord> record,
-                torch::nn::Module& block, const std::string& block_name, std::string node_label)
+                torch::nn::Module& block, const std::string& block_name, std::string node_label,
+                bool ahead)
       : manager_(manager), record_(std::move(record)) {
     at::NoGradGuard no_grad;
     const auto start = std::chrono::steady_clock::now();
     slots_ = weight_slots(block);
     for (auto& slot : slots_) slot.key = block_name + "." + slot.key;
     std::lock_guard<std::mutex> lock(manager_.mutex_);
-    originals_ = manager_.copy_in(*record_, slots_, node_label);
+    const c10::Device device = manager_.compute_->device();
+    if (ahead && device.is_cuda()) {
+      cuda_index_ = device.index();
+      cuda_backend::CopyStreamScope on_copy_stream(cuda_index_);
+      originals_ = manager_.copy_in(*record_, slots_, node_label, /*non_blocking=*/true);
+      copies_done_ = cuda_backend::record_copies(cuda_index_);
+    } else {
+      originals_ = manager_.copy_in(*record_, slots_, node_label);
+    }
     for (const auto& original : originals_) bytes_ += tensor_bytes(original);
     manager_.ledger_.add_transfer(bytes_, 0, seconds_since(start));
+  }
+  // Before the block computes: the current stream waits for copies made on the copy stream.
+  void ready() {
+    if (!copies_done_) return;
+    std::vector<at::Tensor> copies;
+    for (const auto& slot : slots_) copies.push_back(slot.handle.variable_data());
+    cuda_backend::wait_for_copies(copies_done_, cuda_index_, copies);
+    copies_done_.reset();
   }
   ~StreamedBlock() {
     const auto start = std::chrono::steady_clock::now();
@@ -138,15 +160,18 @@ class StreamedBlock {
   std::vector<WeightSlot> slots_;
   std::vector<at::Tensor> originals_;
   int64_t bytes_ = 0;
+  std::shared_ptr<void> copies_done_;  // CUDA event after the copy stream's copies; null when synchronous
+  int cuda_index_ = -1;
 };
 
 namespace {
 
 // Installed by a `stream` lease: brings the visited block in (unless it was brought in ahead),
 // then the next one, so that at most two blocks are on the device beside the resident ones
-// (which the lease moved in and a visit leaves as they are). The copies are made in the
-// order the model computes, on the calling thread; on CUDA they are issued on the current stream
-// before the block computes (no side stream yet, so they do not overlap with the compute).
+// (which the lease moved in and a visit leaves as they are). The copies are made in the order
+// the model computes, from the calling thread. On CUDA the next block's copies go on a side
+// stream from page-locked memory and overlap the visited block's compute, which the device
+// queues after them; elsewhere they are synchronous, in the same order.
 class StreamVisitor : public models::BlockVisitor {
  public:
   StreamVisitor(DeviceManager& manager, std::shared_ptr<ModelRecord> record, std::string node_label)
@@ -160,22 +185,23 @@ class StreamVisitor : public models::BlockVisitor {
     if (next && !streamed_.count(next)) next = nullptr;  // resident: already in
     std::shared_ptr<StreamedBlock> current;               // stays empty for a resident block
     if (streamed_.count(&block))
-      current = ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block);
+      current = ahead_ && ahead_block_ == &block ? std::move(ahead_) : bring_in(block, false);
     ahead_.reset();  // a block brought in ahead for nothing goes back out
     ahead_block_ = nullptr;
     if (next) {
-      ahead_ = bring_in(*next);
+      ahead_ = bring_in(*next, true);
       ahead_block_ = next;
     }
+    if (current) current->ready();
     return current;
   }
 
  private:
-  std::shared_ptr<StreamedBlock> bring_in(torch::nn::Module& block) {
+  std::shared_ptr<StreamedBlock> bring_in(torch::nn::Module& block, bool ahead) {
     auto name = names_.find(&block);
     return std::make_shared<StreamedBlock>(manager_, record_, block,
                                            name == names_.end() ? "block" : name->second,
-                                           node_label_);
+                                           node_label_, ahead);
   }
 
   DeviceManager& manager_;
@@ -320,9 +346,44 @@ ComputeLease DeviceManager::lease(const ModelHandle& model, const std::string& n
   // A model computing on the CPU inside another model's lease still counts as CPU memory.
   lease.scope_ = std::make_unique<MemoryPoolScope>(lease.on_virtual_ ? MemoryPool::kVirtual
                                                                      : MemoryPool::kHost);
-  if (on_compute && record.placement == Placement::kStream)
+  if (on_compute && record.placement == Placement::kStream) {
+    if (compute_->kind() == ComputeKind::kCuda) pin_streamed_blocks(record);
     lease.stream_ = std::make_shared<StreamState>(*this, model.record_, node_label);
+  }
   return lease;
+}
+
+void DeviceManager::pin_streamed_blocks(ModelRecord& record) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (record.stream_pinned) return;
+  record.stream_pinned = true;
+  at::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t pinned = 0, total = 0;
+  std::string failure;
+  for (auto* block : streamed_blocks(*record.module, record.resident_blocks)) {
+    for (auto& slot : weight_slots(*block)) {
+      const at::Tensor data = slot.handle.variable_data();
+      total += tensor_bytes(data);
+      if (!failure.empty() || !data.device().is_cpu()) continue;
+      try {
+        slot.handle.set_data(cuda_backend::pinned_copy(data));
+        pinned += tensor_bytes(data);
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+    }
+  }
+  if (failure.empty()) {
+    spdlog::info("{}: page-locked {} of streamed blocks in CPU memory in {:.2f} s, so their "
+                 "copies to {} overlap compute",
+                 record.name, format_bytes(pinned), seconds_since(start), compute_->name());
+  } else {
+    spdlog::warn("{}: page-locked {} of {} of streamed blocks, then: {}; the other blocks' copies "
+                 "to {} do not overlap compute",
+                 record.name, format_bytes(pinned), format_bytes(total),
+                 failure.substr(0, failure.find('\n')), compute_->name());
+  }
 }
 
 void DeviceManager::end_lease(ModelRecord& record) {
@@ -365,7 +426,7 @@ void DeviceManager::move_in(ModelRecord& record, const std::string& node_label,
 }
 
 std::vector<at::Tensor> DeviceManager::copy_in(ModelRecord& record, std::vector<WeightSlot>& slots,
-                                               const std::string& node_label) {
+                                               const std::string& node_label, bool non_blocking) {
   at::NoGradGuard no_grad;
   const bool is_virtual = compute_->kind() == ComputeKind::kVirtual;
   std::vector<at::Tensor> originals;
@@ -394,7 +455,7 @@ std::vector<at::Tensor> DeviceManager::copy_in(ModelRecord& record, std::vector<
         copy = original.clone();
       } else {
         compute_->check_fits(bytes, slot.key);
-        copy = original.to(compute_->device());
+        copy = original.to(compute_->device(), non_blocking);
       }
       slot.handle.set_data(copy);
     } catch (const OutOfMemory& e) {

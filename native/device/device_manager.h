@@ -141,8 +141,13 @@ class DeviceManager {
   // Copies each slot's tensor to the compute device and points the slot at the copy; returns
   // the originals in slot order. On failure every slot is pointed back and an OutOfMemory naming
   // the node, the model and the tensor is thrown.
+  // `non_blocking`: CUDA copies from page-locked memory return before they finish (the caller
+  // orders them with an event).
   std::vector<at::Tensor> copy_in(ModelRecord& record, std::vector<WeightSlot>& slots,
-                                  const std::string& node_label);
+                                  const std::string& node_label, bool non_blocking = false);
+  // `stream` on CUDA, once per model: the streamed blocks' CPU tensors become page-locked
+  // copies (what a copy that overlaps compute reads); a failure is logged, not thrown.
+  void pin_streamed_blocks(ModelRecord& record);
   void move_out(ModelRecord& record);
   void end_lease(ModelRecord& record);
 
