@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
   if (run_dit) {
     config.num_layers = layers;
     wan::models::WanDit model{wan::models::WanDitOptions(config).compute_dtype(dtype)};
+    wan::models::fill_unloaded(*model, 1);
     for (auto& p : model->parameters()) p.set_requires_grad(false);
     if (bf16) model->to(at::kBFloat16);
     model->set_attention_chunk(chunk);

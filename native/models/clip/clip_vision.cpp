@@ -33,7 +33,7 @@ at::Tensor like(const at::Tensor& weight, const at::Tensor& x) {
 
 // A linear layer in the dtype of the activations it meets (its weight cast only when they
 // differ, e.g. fp16 weights with float32 activations on the CPU).
-at::Tensor linear(const at::Tensor& x, const torch::nn::Linear& layer) {
+at::Tensor linear(const at::Tensor& x, const LinearLayer& layer) {
   return linear_in(layer, x, x.scalar_type());
 }
 
@@ -195,8 +195,8 @@ ClipVisionConfig ClipVisionConfig::from_weights(const io::TensorMap& tensors,
 
 ClipSelfAttentionImpl::ClipSelfAttentionImpl(const ClipVisionConfig& config)
     : heads_(config.heads()) {
-  to_qkv_ = register_module("to_qkv", torch::nn::Linear(config.width(), 3 * config.width()));
-  proj_ = register_module("proj", torch::nn::Linear(config.width(), config.width()));
+  to_qkv_ = register_module("to_qkv", LinearLayer(config.width(), 3 * config.width()));
+  proj_ = register_module("proj", LinearLayer(config.width(), config.width()));
 }
 
 at::Tensor ClipSelfAttentionImpl::forward(const at::Tensor& x) {
@@ -208,8 +208,8 @@ at::Tensor ClipSelfAttentionImpl::forward(const at::Tensor& x) {
 }
 
 ClipMlpImpl::ClipMlpImpl(const ClipVisionConfig& config) : activation_(config.activation()) {
-  fc1_ = register_module("0", torch::nn::Linear(config.width(), config.mlp_width()));
-  fc2_ = register_module("2", torch::nn::Linear(config.mlp_width(), config.width()));
+  fc1_ = register_module("0", LinearLayer(config.width(), config.mlp_width()));
+  fc2_ = register_module("2", LinearLayer(config.mlp_width(), config.width()));
 }
 
 at::Tensor ClipMlpImpl::forward(const at::Tensor& x) {

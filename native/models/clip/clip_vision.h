@@ -10,7 +10,6 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "io/tensor_map.h"
+#include "models/common/linear_layer.h"
 
 namespace wan::models {
 
@@ -80,7 +80,7 @@ class ClipSelfAttentionImpl : public torch::nn::Module {
 
  private:
   int64_t heads_;
-  torch::nn::Linear to_qkv_{nullptr}, proj_{nullptr};
+  LinearLayer to_qkv_{nullptr}, proj_{nullptr};
 };
 TORCH_MODULE(ClipSelfAttention);
 
@@ -94,7 +94,7 @@ class ClipMlpImpl : public torch::nn::Module {
 
  private:
   ClipActivation activation_;
-  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
+  LinearLayer fc1_{nullptr}, fc2_{nullptr};
 };
 TORCH_MODULE(ClipMlp);
 

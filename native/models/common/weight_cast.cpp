@@ -23,7 +23,7 @@ at::Tensor cast_weight(const torch::nn::Module& layer, const at::Tensor& weight,
   return cast_weight(weight, dtype, weight_scale_of(layer));
 }
 
-at::Tensor linear_in(const torch::nn::Linear& layer, const at::Tensor& x, at::ScalarType dtype) {
+at::Tensor linear_in(const LinearLayer& layer, const at::Tensor& x, at::ScalarType dtype) {
   const auto& b = layer->bias;
   return at::linear(x.to(dtype), cast_weight(*layer, layer->weight, dtype),
                     b.defined() && b.scalar_type() != dtype ? b.to(dtype) : b);

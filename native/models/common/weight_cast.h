@@ -5,7 +5,8 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
+
+#include "models/common/linear_layer.h"
 
 namespace wan::models {
 
@@ -27,6 +28,6 @@ at::Tensor cast_weight(const torch::nn::Module& layer, const at::Tensor& weight,
                        at::ScalarType dtype);
 
 // x @ W^T + b computed in `dtype`: x, W (with its scale) and b are cast where stored otherwise.
-at::Tensor linear_in(const torch::nn::Linear& layer, const at::Tensor& x, at::ScalarType dtype);
+at::Tensor linear_in(const LinearLayer& layer, const at::Tensor& x, at::ScalarType dtype);
 
 }  // namespace wan::models

@@ -132,14 +132,15 @@ void load_weights(torch::nn::Module& module, const io::TensorMap& tensors, const
   int64_t kept_scales = 0;
   for (auto& a : assignments) {
     const auto stored = a.source.scalar_type();
+    const auto device = a.target.device();
     const auto dtype =
         a.target.is_floating_point() ? kept_dtype(options, a.key, stored) : a.target.scalar_type();
     if (a.scale.defined() && !(is_fp8(stored) && dtype == stored)) {
       // Converted at load: the dequantized value in the kept dtype.
-      a.target.set_data((a.source.to(at::kFloat) * a.scale).to(a.target.device(), dtype).contiguous());
+      a.target.set_data((a.source.to(at::kFloat) * a.scale).to(device, dtype).contiguous());
       continue;
     }
-    a.target.set_data(a.source.to(a.target.device(), dtype).contiguous());
+    a.target.set_data(a.source.to(device, dtype).contiguous());
     if (!a.scale.defined()) continue;
     // Kept in fp8: the layer owning the weight holds its scale for cast_weight.
     if (layers.empty())
@@ -150,7 +151,7 @@ void load_weights(torch::nn::Module& module, const io::TensorMap& tensors, const
     if (layer == layers.end())
       throw LoadError(origin + ": scale '" + a.scale_key + "' belongs to '" + a.key +
                       "', which is not a layer's weight in this model");
-    layer->second->register_buffer(kWeightScaleBuffer, a.scale.to(a.target.device()));
+    layer->second->register_buffer(kWeightScaleBuffer, a.scale.to(device));
     ++kept_scales;
   }
   spdlog::debug("{}: loaded {} tensors ({} fp8 weights kept with their scales)", origin,

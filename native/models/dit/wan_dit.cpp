@@ -43,13 +43,13 @@ WanDitImpl::WanDitImpl(const WanDitOptions& options) : options_(options) {
   const int64_t dim = c.dim;
   patch_embedding_ = register_module("patch_embedding", patch_conv(c.in_dim, dim, c.patch_size));
   auto text = register_module("text_embedding", std::make_shared<torch::nn::Module>());
-  text_in_ = text->register_module("0", torch::nn::Linear(c.text_dim, dim));
-  text_out_ = text->register_module("2", torch::nn::Linear(dim, dim));
+  text_in_ = text->register_module("0", LinearLayer(c.text_dim, dim));
+  text_out_ = text->register_module("2", LinearLayer(dim, dim));
   auto time = register_module("time_embedding", std::make_shared<torch::nn::Module>());
-  time_in_ = time->register_module("0", torch::nn::Linear(c.freq_dim, dim));
-  time_out_ = time->register_module("2", torch::nn::Linear(dim, dim));
+  time_in_ = time->register_module("0", LinearLayer(c.freq_dim, dim));
+  time_out_ = time->register_module("2", LinearLayer(dim, dim));
   auto projection = register_module("time_projection", std::make_shared<torch::nn::Module>());
-  time_projection_ = projection->register_module("1", torch::nn::Linear(dim, 6 * dim));
+  time_projection_ = projection->register_module("1", LinearLayer(dim, 6 * dim));
 
   const auto block_options = WanAttentionBlockOptions(dim, c.ffn_dim, c.num_heads)
                                  .qk_norm(c.qk_norm)

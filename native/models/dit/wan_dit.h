@@ -6,7 +6,6 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
 #include <functional>
@@ -83,9 +82,9 @@ class WanDitImpl : public torch::nn::Module {
 
   WanDitOptions options_;
   torch::nn::Conv3d patch_embedding_{nullptr}, vace_patch_embedding_{nullptr};
-  torch::nn::Linear text_in_{nullptr}, text_out_{nullptr};  // text_embedding.0 / .2
-  torch::nn::Linear time_in_{nullptr}, time_out_{nullptr};  // time_embedding.0 / .2
-  torch::nn::Linear time_projection_{nullptr};              // time_projection.1
+  LinearLayer text_in_{nullptr}, text_out_{nullptr};  // text_embedding.0 / .2
+  LinearLayer time_in_{nullptr}, time_out_{nullptr};  // time_embedding.0 / .2
+  LinearLayer time_projection_{nullptr};              // time_projection.1
   torch::nn::ModuleList blocks_{nullptr}, vace_blocks_{nullptr};
   Head head_{nullptr};
   MlpProj img_emb_{nullptr};

@@ -103,10 +103,10 @@ at::Tensor WanLayerNormImpl::forward(const at::Tensor& x) {
 WanSelfAttentionImpl::WanSelfAttentionImpl(const WanAttentionOptions& options)
     : options_(options) {
   const int64_t dim = options_.dim();
-  q_ = register_module("q", torch::nn::Linear(dim, dim));
-  k_ = register_module("k", torch::nn::Linear(dim, dim));
-  v_ = register_module("v", torch::nn::Linear(dim, dim));
-  o_ = register_module("o", torch::nn::Linear(dim, dim));
+  q_ = register_module("q", LinearLayer(dim, dim));
+  k_ = register_module("k", LinearLayer(dim, dim));
+  v_ = register_module("v", LinearLayer(dim, dim));
+  o_ = register_module("o", LinearLayer(dim, dim));
   if (options_.qk_norm()) {
     norm_q_ = register_module("norm_q", WanRmsNorm(dim, options_.eps()));
     norm_k_ = register_module("norm_k", WanRmsNorm(dim, options_.eps()));
@@ -154,10 +154,10 @@ at::Tensor WanSelfAttentionImpl::forward(const at::Tensor& x, const DitBlockCont
 WanT2VCrossAttentionImpl::WanT2VCrossAttentionImpl(const WanAttentionOptions& options)
     : options_(options) {
   const int64_t dim = options_.dim();
-  q_ = register_module("q", torch::nn::Linear(dim, dim));
-  k_ = register_module("k", torch::nn::Linear(dim, dim));
-  v_ = register_module("v", torch::nn::Linear(dim, dim));
-  o_ = register_module("o", torch::nn::Linear(dim, dim));
+  q_ = register_module("q", LinearLayer(dim, dim));
+  k_ = register_module("k", LinearLayer(dim, dim));
+  v_ = register_module("v", LinearLayer(dim, dim));
+  o_ = register_module("o", LinearLayer(dim, dim));
   if (options_.qk_norm()) {
     norm_q_ = register_module("norm_q", WanRmsNorm(dim, options_.eps()));
     norm_k_ = register_module("norm_k", WanRmsNorm(dim, options_.eps()));
@@ -208,8 +208,8 @@ at::Tensor WanT2VCrossAttentionImpl::forward(const at::Tensor& x, const DitBlock
 WanI2VCrossAttentionImpl::WanI2VCrossAttentionImpl(const WanAttentionOptions& options)
     : WanT2VCrossAttentionImpl(options) {
   const int64_t dim = options_.dim();
-  k_img_ = register_module("k_img", torch::nn::Linear(dim, dim));
-  v_img_ = register_module("v_img", torch::nn::Linear(dim, dim));
+  k_img_ = register_module("k_img", LinearLayer(dim, dim));
+  v_img_ = register_module("v_img", LinearLayer(dim, dim));
   if (options_.qk_norm()) norm_k_img_ = register_module("norm_k_img", WanRmsNorm(dim, options_.eps()));
 }
 
@@ -252,8 +252,8 @@ WanAttentionBlockImpl::WanAttentionBlockImpl(const WanAttentionBlockOptions& opt
     cross_attn_ = register_module("cross_attn", std::make_shared<WanT2VCrossAttentionImpl>(attn));
   norm2_ = register_module("norm2", WanLayerNorm(WanLayerNormOptions(dim).eps(options_.eps())));
   auto ffn = holder(*this, "ffn");
-  ffn_in_ = ffn->register_module("0", torch::nn::Linear(dim, options_.ffn_dim()));
-  ffn_out_ = ffn->register_module("2", torch::nn::Linear(options_.ffn_dim(), dim));
+  ffn_in_ = ffn->register_module("0", LinearLayer(dim, options_.ffn_dim()));
+  ffn_out_ = ffn->register_module("2", LinearLayer(options_.ffn_dim(), dim));
   modulation_ = register_parameter("modulation", at::randn({1, 6, dim}) / std::sqrt(double(dim)));
 }
 
@@ -296,8 +296,8 @@ VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanAttentionBlockOpti
                                                      bool first)
     : WanAttentionBlockImpl(options) {
   const int64_t dim = options.dim();
-  if (first) before_proj_ = register_module("before_proj", torch::nn::Linear(dim, dim));
-  after_proj_ = register_module("after_proj", torch::nn::Linear(dim, dim));
+  if (first) before_proj_ = register_module("before_proj", LinearLayer(dim, dim));
+  after_proj_ = register_module("after_proj", LinearLayer(dim, dim));
 }
 
 std::pair<at::Tensor, at::Tensor> VaceWanAttentionBlockImpl::forward(const at::Tensor& c_in,
@@ -315,7 +315,7 @@ std::pair<at::Tensor, at::Tensor> VaceWanAttentionBlockImpl::forward(const at::T
 
 HeadImpl::HeadImpl(int64_t dim, int64_t out_features, double eps) {
   norm_ = register_module("norm", WanLayerNorm(WanLayerNormOptions(dim).eps(eps)));
-  head_ = register_module("head", torch::nn::Linear(dim, out_features));
+  head_ = register_module("head", LinearLayer(dim, out_features));
   modulation_ = register_parameter("modulation", at::randn({1, 2, dim}) / std::sqrt(double(dim)));
 }
 
@@ -328,8 +328,8 @@ MlpProjImpl::MlpProjImpl(int64_t in_dim, int64_t out_dim, bool flf_pos_emb) {
   auto proj = holder(*this, "proj");
   // torch.nn.LayerNorm defaults: eps 1e-5, affine.
   norm_in_ = proj->register_module("0", torch::nn::LayerNorm(torch::nn::LayerNormOptions({in_dim})));
-  fc1_ = proj->register_module("1", torch::nn::Linear(in_dim, in_dim));
-  fc2_ = proj->register_module("3", torch::nn::Linear(in_dim, out_dim));
+  fc1_ = proj->register_module("1", LinearLayer(in_dim, in_dim));
+  fc2_ = proj->register_module("3", LinearLayer(in_dim, out_dim));
   norm_out_ = proj->register_module("4", torch::nn::LayerNorm(torch::nn::LayerNormOptions({out_dim})));
   if (flf_pos_emb)
     emb_pos_ = register_parameter("emb_pos", at::zeros({1, 2 * kClipTokensPerImage, in_dim}));

@@ -9,7 +9,6 @@
 #include <ATen/ATen.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
@@ -20,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/common/linear_layer.h"
 #include "models/common/weight_cast.h"
 
 namespace wan::models {
@@ -126,7 +126,7 @@ class WanSelfAttentionImpl : public torch::nn::Module {
 
  private:
   WanAttentionOptions options_;
-  torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
+  LinearLayer q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
   WanRmsNorm norm_q_{nullptr}, norm_k_{nullptr};
 };
 TORCH_MODULE(WanSelfAttention);
@@ -159,7 +159,7 @@ class WanT2VCrossAttentionImpl : public torch::nn::Module {
   at::Tensor project_out(const at::Tensor& heads, const DitBlockContext& ctx);
 
   WanAttentionOptions options_;
-  torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
+  LinearLayer q_{nullptr}, k_{nullptr}, v_{nullptr}, o_{nullptr};
   WanRmsNorm norm_q_{nullptr}, norm_k_{nullptr};
 };
 TORCH_MODULE(WanT2VCrossAttention);
@@ -174,7 +174,7 @@ class WanI2VCrossAttentionImpl : public WanT2VCrossAttentionImpl {
                     const DitBlockContext& ctx) override;
 
  private:
-  torch::nn::Linear k_img_{nullptr}, v_img_{nullptr};
+  LinearLayer k_img_{nullptr}, v_img_{nullptr};
   WanRmsNorm norm_k_img_{nullptr};
 };
 TORCH_MODULE(WanI2VCrossAttention);
@@ -204,7 +204,7 @@ class WanAttentionBlockImpl : public torch::nn::Module {
   WanLayerNorm norm1_{nullptr}, norm2_{nullptr}, norm3_{nullptr};
   WanSelfAttention self_attn_{nullptr};
   std::shared_ptr<WanT2VCrossAttentionImpl> cross_attn_;
-  torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};  // ffn.0, ffn.2
+  LinearLayer ffn_in_{nullptr}, ffn_out_{nullptr};  // ffn.0, ffn.2
   at::Tensor modulation_;                                  // [1, 6, dim]
 };
 TORCH_MODULE(WanAttentionBlock);
@@ -219,7 +219,7 @@ class VaceWanAttentionBlockImpl : public WanAttentionBlockImpl {
                                             const DitBlockContext& ctx);
 
  private:
-  torch::nn::Linear before_proj_{nullptr}, after_proj_{nullptr};
+  LinearLayer before_proj_{nullptr}, after_proj_{nullptr};
 };
 TORCH_MODULE(VaceWanAttentionBlock);
 
@@ -232,7 +232,7 @@ class HeadImpl : public torch::nn::Module {
 
  private:
   WanLayerNorm norm_{nullptr};
-  torch::nn::Linear head_{nullptr};
+  LinearLayer head_{nullptr};
   at::Tensor modulation_;  // [1, 2, dim]
 };
 TORCH_MODULE(Head);
@@ -247,7 +247,7 @@ class MlpProjImpl : public torch::nn::Module {
 
  private:
   torch::nn::LayerNorm norm_in_{nullptr}, norm_out_{nullptr};  // proj.0, proj.4
-  torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};              // proj.1, proj.3
+  LinearLayer fc1_{nullptr}, fc2_{nullptr};              // proj.1, proj.3
   at::Tensor emb_pos_;                                         // [1, 514, in_dim] (flf2v)
 };
 TORCH_MODULE(MlpProj);
