@@ -277,10 +277,19 @@ TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
   }
 }
 
+// The CPU as a 1 GiB card with no reserve.
+device::ComputeDeviceOptions one_gib_virtual_accelerator() {
+  device::ComputeDeviceOptions options;
+  options.device = "cpu";
+  options.reserve = 0;
+  options.vram = int64_t{1} << 30;
+  return options;
+}
+
 // VACE interleaves its blocks with the main ones (VACE block k after main block vace_layers[k]):
 // the visitor brings each in ahead of the next across the two lists, and the float32 output
 // equals the official golden as with `gpu`.
-TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
+TEST(StreamPlacement, VaceBlocksBetweenMainBlocksGiveTheGpuOutput) {
   const auto& g = wan::testing::golden("dit_vace");
   models::DitExtras extras;
   extras.vace_context = {g.at("single.vace_context.0")};
@@ -289,11 +298,7 @@ TEST(StreamPlacement, VaceBlocksThenMainBlocksGiveTheGpuOutput) {
   at::Tensor outputs[2];
   int64_t peaks[2] = {0, 0};
   for (int i = 0; i < 2; ++i) {
-    device::ComputeDeviceOptions options;
-    options.device = "cpu";
-    options.reserve = 0;
-    options.vram = int64_t{1} << 30;
-    device::DeviceManager devices(options);
+    device::DeviceManager devices(one_gib_virtual_accelerator());
     auto dit = models::load_wan_dit(weights, at::kFloat, at::kFloat);
     auto model = devices.adopt(dit.ptr(), i == 0 ? device::Placement::kGpu : device::Placement::kStream, "dit");
     devices.ledger().begin_stage("1", "Test");
@@ -352,11 +357,7 @@ TEST(StreamPlacement, VaceActivationsDoNotGrowWithItsBlockCount) {
   const std::string files[2] = {(tiny / "dit_vace_tiny.safetensors").string(),
                                 (dir / "dit_vace_four.safetensors").string()};
   for (int i = 0; i < 2; ++i) {
-    device::ComputeDeviceOptions options;
-    options.device = "cpu";
-    options.reserve = 0;
-    options.vram = int64_t{1} << 30;
-    device::DeviceManager devices(options);
+    device::DeviceManager devices(one_gib_virtual_accelerator());
     auto dit = models::load_wan_dit(files[i], at::kFloat, at::kFloat);
     ASSERT_EQ(dit->config().vace_layers.size(), i == 0 ? 2u : 4u);
     auto model = devices.adopt(dit.ptr(), device::Placement::kGpu, "dit");
