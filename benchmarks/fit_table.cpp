@@ -77,6 +77,8 @@ std::string choices_text(const wan::plan::AutoPlacement& resolved) {
       text += (text.empty() ? "" : ", ") + model + " " + c.value;
     } else if (c.input == "resident_blocks") {
       if (c.value != "0") text += ", " + c.value + " DiT blocks resident";
+    } else if (c.input == "vace_activations") {
+      if (c.value == "cpu") text += ", VACE activations parked";
     } else if (c.value != "0") {
       text += ", " + c.class_type + " tile " + c.value;
     }

@@ -26,6 +26,20 @@ int64_t resident_blocks_of(const graph::Values& in, const std::string& where) {
   return n;
 }
 
+// vace_activations: "device" keeps them on the compute device, "cpu" parks the stream not
+// computing in CPU memory (WanDitOptions::park_vace), "auto" leaves it to the planner.
+inline constexpr const char* kAutoVaceActivations = "auto";
+
+// Whether the VACE activations park in CPU memory; "auto" must have been resolved by the planner.
+bool parks_vace(const graph::Values& in, const std::string& where) {
+  const std::string choice = in.has("vace_activations") ? in.string("vace_activations") : "device";
+  if (choice == kAutoVaceActivations)
+    throw ValidationError(where + " input 'vace_activations': auto is chosen by the memory "
+                          "planner for the whole prompt, and this run was not planned; set device "
+                          "or cpu");
+  return choice == "cpu";
+}
+
 }  // namespace
 
 class LoadDit : public graph::Node {
@@ -50,6 +64,16 @@ class LoadDit : public graph::Node {
                             "model and stay while it samples, instead of visiting one at a time "
                             "on every step (fewer bytes moved, more device memory); -1 = as many "
                             "as fit (chosen by the planner)."))
+        .input(graph::Choice("vace_activations", {"device", "cpu", kAutoVaceActivations})
+                   .default_to("device")
+                   .planner_choice(kAutoVaceActivations, {"device", "cpu"})
+                   .optional()
+                   .tooltip("VACE models: where the residual stream and the VACE chain wait while "
+                            "the other computes. device keeps both on the compute device; cpu "
+                            "parks the one not computing in CPU memory, so the device holds one "
+                            "at a time as for t2v, for 4 x tokens x dim x 4 bytes moved per VACE "
+                            "block and DiT call; auto = cpu only when device would not fit "
+                            "(chosen by the planner). Other models ignore it."))
         .output(DitSocket::kType, "dit");
   }
 
@@ -62,7 +86,10 @@ class LoadDit : public graph::Node {
     // Other placements move every block with the model: the count means nothing there.
     const int64_t resident =
         placement == device::Placement::kStream ? resident_blocks_of(in, run.node_label()) : 0;
+    const bool park_vace = parks_vace(in, run.node_label());
     auto dit = models::load_wan_dit(path, weights, compute);
+    const bool vace = dit->config().variant == models::WanDitVariant::kVace;
+    dit->set_park_vace(park_vace && vace);
     auto socket = std::make_shared<DitSocket>();
     socket->file = path;
     socket->model = run.devices().adopt(dit.ptr(), placement, "dit", resident);
@@ -73,6 +100,7 @@ class LoadDit : public graph::Node {
                         ? " (" + std::to_string(std::min(resident, dit->config().num_layers)) +
                               " resident)"
                         : std::string()) +
+                   (park_vace && vace ? ", VACE activations parked in CPU memory" : "") +
                    ", weights " + weight_choice + ", compute " + c10::toString(compute),
                socket->model);
     return {socket};
@@ -85,6 +113,9 @@ class LoadDit : public graph::Node {
     // Unresolved (-1): planned as every block streaming.
     if (in.string("placement") == "stream" && in.has("resident_blocks"))
       plan::keep_blocks_resident(dit, std::max<int64_t>(0, in.integer("resident_blocks")));
+    // Unresolved (auto): planned as parked, the least device memory.
+    dit.park_vace = dit.dit.variant == models::WanDitVariant::kVace &&
+                    in.has("vace_activations") && in.string("vace_activations") != "device";
     plan::PlannedValue out;
     out.model = plan.adopt(std::move(dit), "dit", in.string("placement"));
     plan.set_output(0, out);

@@ -100,6 +100,8 @@ class Sample : public graph::Node {
                         " tokens",
                     cond_on_device, passes, plan::dit_tokens(dit.dit, shape)))
       return true;
+    plan.park(dit, passes * plan::vace_parked_bytes(dit, shape),
+              plan::vace_parked_cpu_bytes(dit, shape));
     plan::PlannedValue latent;  // back in CPU memory
     latent.shape = shape;
     latent.cpu_bytes = plan::latent_bytes(shape);

@@ -204,11 +204,14 @@ def build(task, config):
     # Column 0: models.
     y = 80
     # auto leaves every memory choice to the planner: placements, the DiT blocks kept resident
-    # while streaming, and the VAE tiles (-1); the other configurations fix them (0: every block
-    # streams when streaming, untiled VAE).
+    # while streaming, where VACE activations wait, and the VAE tiles (-1, "auto"); the other
+    # configurations fix them (0: every block streams when streaming, VACE activations stay on
+    # the device, untiled VAE).
     planned = -1 if config == "auto" else 0
+    vace_activations = "auto" if config == "auto" else "device"
     dit = g.add("LoadDiT", (column(0), y),
-                [spec["dit"], placements.get("dit", "offload"), "as_stored", "bf16", planned])
+                [spec["dit"], placements.get("dit", "offload"), "as_stored", "bf16", planned,
+                 vace_activations])
     y += dit["size"][1] + 60
     t5 = g.add("LoadT5", (column(0), y), [T5_FILE, "from_checkpoint", placements["t5"], "bf16"])
     y += t5["size"][1] + 60

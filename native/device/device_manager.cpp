@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "device/cuda_backend.h"
 #include "device/out_of_memory_message.h"
+#include "models/common/activation_parking.h"
 #include "models/common/block_visit.h"
 
 namespace wan::device {
@@ -164,6 +165,32 @@ class StreamedBlock {
   int cuda_index_ = -1;
 };
 
+// ---- activation parking ----------------------------------------------------------------------
+
+// Installed by every lease on an accelerator: a model's parked activations go to CPU memory and
+// back as the lease's own to_cpu / to_compute, counted as moves like weights.
+class LeaseParking : public models::ActivationParking {
+ public:
+  explicit LeaseParking(DeviceManager& manager) : manager_(manager), scope_(this) {}
+  at::Tensor park(const at::Tensor& tensor) override { return move(tensor, /*in=*/false); }
+  at::Tensor unpark(const at::Tensor& tensor) override { return move(tensor, /*in=*/true); }
+
+ private:
+  at::Tensor move(const at::Tensor& tensor, bool in) {
+    const auto start = std::chrono::steady_clock::now();
+    at::Tensor out = in ? manager_.to_compute(tensor) : manager_.to_cpu(tensor);
+    if (!out.is_same(tensor)) {
+      const int64_t bytes = tensor_bytes(tensor);
+      std::lock_guard<std::mutex> lock(manager_.mutex_);
+      manager_.ledger_.add_transfer(in ? bytes : 0, in ? 0 : bytes, seconds_since(start));
+    }
+    return out;
+  }
+
+  DeviceManager& manager_;
+  models::ActivationParkingScope scope_;
+};
+
 namespace {
 
 // Installed by a `stream` lease: brings the visited block in (unless it was brought in ahead),
@@ -234,6 +261,7 @@ ComputeLease& ComputeLease::operator=(ComputeLease&& other) noexcept {
     record_ = std::move(other.record_);
     scope_ = std::move(other.scope_);
     stream_ = std::move(other.stream_);
+    parking_ = std::move(other.parking_);
     device_ = other.device_;
     on_virtual_ = other.on_virtual_;
     on_compute_ = other.on_compute_;
@@ -248,6 +276,7 @@ void ComputeLease::release() {
   if (manager_ == nullptr) return;
   try {
     stream_.reset();  // the blocks still in go out first
+    parking_.reset();
     manager_->end_lease(*record_);
   } catch (const std::exception& e) {
     spdlog::error("moving {} back to CPU memory failed: {}", record_->name, e.what());
@@ -346,6 +375,7 @@ ComputeLease DeviceManager::lease(const ModelHandle& model, const std::string& n
   // A model computing on the CPU inside another model's lease still counts as CPU memory.
   lease.scope_ = std::make_unique<MemoryPoolScope>(lease.on_virtual_ ? MemoryPool::kVirtual
                                                                      : MemoryPool::kHost);
+  if (on_compute) lease.parking_ = std::make_shared<LeaseParking>(*this);
   if (on_compute && record.placement == Placement::kStream) {
     if (compute_->kind() == ComputeKind::kCuda) pin_streamed_blocks(record);
     lease.stream_ = std::make_shared<StreamState>(*this, model.record_, node_label);

@@ -91,6 +91,9 @@ class ComputeLease {
   std::unique_ptr<MemoryPoolScope> scope_;
   // `stream`: the block visitor this lease installs on its thread (models/common/block_visit.h).
   std::shared_ptr<void> stream_;
+  // On an accelerator: the activation parking this lease installs on its thread
+  // (models/common/activation_parking.h).
+  std::shared_ptr<void> parking_;
   c10::Device device_{c10::kCPU};
   bool on_virtual_ = false, on_compute_ = false;
 };
@@ -137,6 +140,7 @@ class DeviceManager {
  private:
   friend class ComputeLease;
   friend class StreamedBlock;
+  friend class LeaseParking;
   void move_in(ModelRecord& record, const std::string& node_label, bool keep_cpu_copies);
   // Copies each slot's tensor to the compute device and points the slot at the copy; returns
   // the originals in slot order. On failure every slot is pointed back and an OutOfMemory naming

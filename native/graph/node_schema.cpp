@@ -95,7 +95,12 @@ Input& Input::no_file_value(std::string value) {
 }
 Input& Input::planner_choice(int64_t auto_value, std::vector<int64_t> candidates) {
   planner_auto_value_ = auto_value;
-  planner_candidates_ = std::move(candidates);
+  planner_candidates_.assign(candidates.begin(), candidates.end());
+  return *this;
+}
+Input& Input::planner_choice(std::string auto_value, std::vector<std::string> candidates) {
+  planner_auto_value_ = std::move(auto_value);
+  planner_candidates_.assign(candidates.begin(), candidates.end());
   return *this;
 }
 Input& Input::planner_choice_when(std::string input, std::string value) {

@@ -91,6 +91,8 @@ class Input {
   // of preference, the first with which the prompt fits (placement auto's search,
   // plan/auto_placement.h); it is resolved before anything runs.
   Input& planner_choice(int64_t auto_value, std::vector<int64_t> candidates);
+  // COMBO: the same with options (`auto_value` and the candidates among them).
+  Input& planner_choice(std::string auto_value, std::vector<std::string> candidates);
   // With planner_choice: the choice matters only while the node's input `input` is `value`
   // (LoadDiT's resident_blocks with placement stream); otherwise the planner sets the default.
   Input& planner_choice_when(std::string input, std::string value);
@@ -117,8 +119,9 @@ class Input {
   const std::vector<std::string>& no_file_values() const { return no_file_values_; }
   const std::string& upload_kind() const { return upload_; }  // "" when no upload button
   bool has_planner_choice() const { return !planner_candidates_.empty(); }
-  int64_t planner_auto_value() const { return planner_auto_value_; }
-  const std::vector<int64_t>& planner_candidates() const { return planner_candidates_; }
+  // An integer (INT) or a string (COMBO).
+  const nlohmann::json& planner_auto_value() const { return planner_auto_value_; }
+  const std::vector<nlohmann::json>& planner_candidates() const { return planner_candidates_; }
   // {input, value} of planner_choice_when; empty input when the choice always matters.
   const std::pair<std::string, std::string>& planner_condition() const { return planner_when_; }
 
@@ -146,8 +149,8 @@ class Input {
   bool allow_folder_ = false;
   std::vector<std::string> no_file_values_;
   std::string upload_;
-  int64_t planner_auto_value_ = 0;
-  std::vector<int64_t> planner_candidates_;
+  nlohmann::json planner_auto_value_;
+  std::vector<nlohmann::json> planner_candidates_;
   std::pair<std::string, std::string> planner_when_;
 };
 

@@ -99,10 +99,35 @@ int64_t dit_activations(const ModelPlan& m, const pipeline::VideoShape& s, int64
   const int64_t latents = 3 + std::min<int64_t>(2, std::max<int64_t>(0, steps - 1));
   int64_t outside = S * D * 4 + lc * D * 4 + 2 * lc * D * cb + latents * latent;
   // VACE: its blocks compute between the main blocks (models/dit), holding the float32 chain
-  // and, through main block 0, the first hint.
-  if (!c.vace_layers.empty()) outside += 2 * S * D * 4;
+  // and, through main block 0, the first hint. Parked, the device holds one float32 stream at a
+  // time: only the first block's join adds its input, projection (compute dtype) and float32
+  // copy beside the residual stream.
+  int64_t join = 0;
+  if (!c.vace_layers.empty()) {
+    if (m.park_vace)
+      join = S * D * (4 + cb + 4);
+    else
+      outside += 2 * S * D * 4;
+  }
   // The computing layer's weight cast to the compute dtype, when kept in another.
-  return outside + std::max({fill, attend, ffn}) + m.upcast_bytes;
+  return outside + std::max({fill, attend, ffn, join}) + m.upcast_bytes;
+}
+
+int64_t vace_parked_bytes(const ModelPlan& m, const pipeline::VideoShape& s) {
+  const auto n = static_cast<int64_t>(m.dit.vace_layers.size());
+  if (!m.park_vace || n == 0) return 0;
+  // Each way, in float32 streams: the residual stream out and back around every VACE block, and
+  // the chain back and out between them (the first block parks the first hint instead of taking
+  // the chain back; the last drops its chain). A single VACE block parks the stream only.
+  const int64_t streams = n == 1 ? 1 : 2 * n;
+  return streams * dit_tokens(m.dit, s) * m.dit.dim * 4;
+}
+
+int64_t vace_parked_cpu_bytes(const ModelPlan& m, const pipeline::VideoShape& s) {
+  const auto n = static_cast<int64_t>(m.dit.vace_layers.size());
+  if (!m.park_vace || n == 0) return 0;
+  // The chain and the first hint, through main block 0.
+  return (n == 1 ? 1 : 2) * dit_tokens(m.dit, s) * m.dit.dim * 4;
 }
 
 int64_t solver_step_bytes(const pipeline::VideoShape& s, int64_t steps) {

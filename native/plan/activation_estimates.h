@@ -20,6 +20,11 @@ int64_t dit_tokens(const models::WanDitConfig& config, const pipeline::VideoShap
 // computing layer's weight cast included, in a run of `steps` sampling steps.
 int64_t dit_activations(const ModelPlan& dit, const pipeline::VideoShape& shape, int64_t steps);
 
+// VACE with park_vace (LoadDiT's vace_activations cpu): the bytes one DiT call moves off the
+// device and as many back, and the most of them in CPU memory at once; 0 otherwise.
+int64_t vace_parked_bytes(const ModelPlan& dit, const pipeline::VideoShape& shape);
+int64_t vace_parked_cpu_bytes(const ModelPlan& dit, const pipeline::VideoShape& shape);
+
 // A multistep solver's update between DiT calls: its history of earlier predictions and the
 // update's temporaries, all float32 latents (none with one step).
 int64_t solver_step_bytes(const pipeline::VideoShape& shape, int64_t steps);

@@ -49,9 +49,9 @@ std::vector<AutoLoader> auto_loaders(const json& prompt, const graph::NodeRegist
 // An input left to the planner (graph::Input::planner_choice), in node order.
 struct AutoInput {
   std::string node_id, class_type, input;
-  std::vector<int64_t> candidates;  // in order of preference
+  std::vector<json> candidates;  // in order of preference: integers, or a combo's options
   std::pair<std::string, std::string> when;  // graph::Input::planner_condition
-  int64_t unused_value = 0;                  // set while `when` does not hold
+  json unused_value;                         // the default, set while `when` does not hold
 };
 
 std::vector<AutoInput> auto_inputs(const json& prompt, const graph::NodeRegistry& registry) {
@@ -64,19 +64,23 @@ std::vector<AutoInput> auto_inputs(const json& prompt, const graph::NodeRegistry
     for (const graph::Input& input : schema->inputs()) {
       if (!input.has_planner_choice()) continue;
       auto it = node["inputs"].find(input.id());
-      if (it == node["inputs"].end() || !it->is_number_integer() ||
-          it->get<int64_t>() != input.planner_auto_value())
-        continue;
-      const int64_t unused =
-          input.default_value().is_number_integer() ? input.default_value().get<int64_t>() : 0;
+      if (it == node["inputs"].end() || *it != input.planner_auto_value()) continue;
       out.push_back({id, schema->name(), input.id(), input.planner_candidates(),
-                     input.planner_condition(), unused});
+                     input.planner_condition(),
+                     input.default_value().is_null() ? input.planner_candidates().front()
+                                                     : input.default_value()});
     }
   }
-  std::sort(out.begin(), out.end(), [](const AutoInput& a, const AutoInput& b) {
+  // Stable: one node's inputs keep their schema order, the order they step down in.
+  std::stable_sort(out.begin(), out.end(), [](const AutoInput& a, const AutoInput& b) {
     return graph::node_id_less(a.node_id, b.node_id);
   });
   return out;
+}
+
+// "12" for an integer choice, "cpu" for a combo's.
+std::string choice_text(const json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
 struct Candidate {
@@ -302,13 +306,13 @@ AutoPlacement resolve_auto_placement(const json& api_prompt, const graph::NodeRe
     const AutoInput& input = inputs[i];
     const size_t step = best->steps[i];
     AutoChoice choice{input.node_id, input.class_type, input.input,
-                      std::to_string(input.candidates[step]), ""};
+                      choice_text(input.candidates[step]), ""};
     if (!applies(result.prompt, input)) {
-      choice.value = std::to_string(input.unused_value);
+      choice.value = choice_text(input.unused_value);
       choice.why = "used only with " + input.when.first + " " + input.when.second;
     } else {
       choice.why = step == 0 ? "the first choice fits"
-                             : std::to_string(input.candidates[step - 1]) +
+                             : choice_text(input.candidates[step - 1]) +
                                    " would run out of memory";
     }
     result.summary += "auto " + input.input + ": " + input.class_type + " (node " +

@@ -42,7 +42,8 @@ struct PlannedNode {
   std::string node_id, class_type;
   int64_t device_after = 0, device_peak = 0;  // compute device
   int64_t cpu_after = 0, cpu_peak = 0;        // CPU memory
-  int64_t bytes_in = 0, bytes_out = 0;        // weights moved onto / released from the device
+  // Weights (and parked activations) moved onto / released from the device.
+  int64_t bytes_in = 0, bytes_out = 0;
   std::string peak_part;                      // what the device peak consists of, in words
   bool ok = true;
   std::string error;

@@ -165,6 +165,13 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
   return true;
 }
 
+void PlanContext::park(const ModelPlan& model, int64_t bytes_each_way, int64_t cpu_bytes) {
+  if (!computes_on_device(model) || bytes_each_way == 0) return;
+  current_->bytes_in += bytes_each_way;
+  current_->bytes_out += bytes_each_way;
+  note(0, cpu_bytes, "");
+}
+
 void PlanContext::hold(const PlannedValue& value, int64_t transient_cpu) {
   note(0, transient_cpu, "");
   dev_held_ += value.device_bytes;

@@ -71,6 +71,8 @@ struct ModelPlan {
   // The largest weight a layer casts to the compute dtype for one call (kept in another dtype:
   // fp8 in a bf16 T5, an fp16 DiT computing in bf16), alive while that layer computes.
   int64_t upcast_bytes = 0;
+  // VACE: the stream not computing parks in CPU memory (LoadDiT's vace_activations cpu).
+  bool park_vace = false;
   // CLIP
   int64_t clip_width = 1280, clip_mlp = 5120, clip_heads = 16, clip_layers = 31;
 };
@@ -118,6 +120,11 @@ class PlanContext {
   // out-of-memory.
   bool lease(ModelPlan& model, int64_t activations, const std::string& what,
              int64_t inputs_on_device = 0, int64_t passes = 1, int64_t tokens = 1);
+  // Activations a model computing on the device parks in CPU memory and takes back
+  // (WanDitOptions::park_vace): `bytes_each_way` moved off the device and as many back onto it,
+  // with up to `cpu_bytes` of them in CPU memory at once. Nothing when `model` computes on the
+  // CPU.
+  void park(const ModelPlan& model, int64_t bytes_each_way, int64_t cpu_bytes);
   // Counts `value`'s bytes as held from now on (until the run ends), and `transient_cpu` bytes
   // of CPU memory alive only while the node makes it.
   void hold(const PlannedValue& value, int64_t transient_cpu = 0);

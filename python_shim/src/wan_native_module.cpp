@@ -280,6 +280,15 @@ std::string planner_choice_of(const std::string& node_id, const std::string& inp
   throw py::value_error(label + ": the planner made no choice for input '" + input + "'");
 }
 
+// Whether `value` is the one `input` leaves to the planner (-1, "auto").
+bool asks_planner(const py::handle& value, const graph::Input& input) {
+  const nlohmann::json& ask = input.planner_auto_value();
+  if (ask.is_string())
+    return py::isinstance<py::str>(value) && value.cast<std::string>() == ask.get<std::string>();
+  return py::isinstance<py::int_>(value) && !py::isinstance<py::bool_>(value) &&
+         value.cast<int64_t>() == ask.get<int64_t>();
+}
+
 py::tuple execute(const std::string& class_type, const py::dict& inputs, const std::string& node_id,
                   py::object progress, py::object interrupt,
                   const py::object& model_dirs, const std::string& prompt,
@@ -304,10 +313,12 @@ py::tuple execute(const std::string& class_type, const py::dict& inputs, const s
       in.set(name, graph::literal_value(chosen, *input));
       continue;
     }
-    if (input->has_planner_choice() && py::isinstance<py::int_>(value) &&
-        value.cast<int64_t>() == input->planner_auto_value()) {
+    if (input->has_planner_choice() && asks_planner(value, *input)) {
       const std::string chosen = planner_choice_of(node_id, name, prompt, label, models);
-      in.set(name, graph::literal_value(std::stoll(chosen), *input));
+      if (input->planner_auto_value().is_string())
+        in.set(name, graph::literal_value(chosen, *input));
+      else
+        in.set(name, graph::literal_value(std::stoll(chosen), *input));
       continue;
     }
     in.set(name, to_value(value, *input, label));

@@ -99,3 +99,24 @@ def test_tensors_cross_without_copies(pkg):
     frames = pkg.NODE_CLASS_MAPPINGS["Decode"]().execute(vae=vae, latent=latent)[0]
     assert latent.data_ptr() == before
     assert frames.shape == (5, 64, 64, 3)
+
+
+def test_planner_choices_resolve_from_the_prompt_as_comfyui_passes_it(pkg):
+    """Inputs left to the planner, an integer (resident_blocks -1) and a combo (vace_activations
+    auto), are chosen by planning the hidden prompt; the frames are the fixed graph's. Without a
+    prompt the node refuses them, naming the input."""
+    fixed = t2v_prompt("planned_fixed")
+    planned = t2v_prompt("planned_auto")
+    planned["3"]["inputs"].update(placement="stream", resident_blocks=-1,
+                                  vace_activations="auto")
+    frames = run_prompt_like_comfyui(pkg, planned)["7"][0]
+    assert torch.equal(frames, run_prompt_like_comfyui(pkg, fixed)["7"][0])
+
+    load_dit = pkg.NODE_CLASS_MAPPINGS["LoadDiT"]()
+    inputs = dict(planned["3"]["inputs"], resident_blocks=0)
+    try:
+        load_dit.execute(**inputs)
+    except ValueError as e:
+        assert "vace_activations" in str(e) and "prompt" in str(e), str(e)
+    else:
+        raise AssertionError("LoadDiT ran vace_activations auto without a prompt")

@@ -56,7 +56,10 @@ TEST(AutoPlacement, EveryTaskFitsAt1149And6GiBAndTheChoiceIsThePlanned) {
       EXPECT_TRUE(result.fits) << result.summary;
       EXPECT_EQ(count_placement(result.prompt, "auto"), 0);
       size_t placements = 0, tiles = 0;
-      for (const auto& choice : result.choices) ++(choice.input == "placement" ? placements : tiles);
+      for (const auto& choice : result.choices) {
+        if (choice.input == "placement") ++placements;
+        if (choice.input == "tile_size") ++tiles;
+      }
       EXPECT_EQ(placements, static_cast<size_t>(count_placement(prompt, "auto")));
       // Every VAE node of the shipped auto workflows leaves its tile to the planner.
       EXPECT_GE(tiles, 1u);
@@ -148,6 +151,45 @@ TEST(AutoPlacement, APromptWithoutAutoIsPlannedAsIs) {
   const AutoPlacement result = resolve_auto_placement(baseline, wan::nodes::wan_node_registry(), options);
   EXPECT_TRUE(result.choices.empty());
   EXPECT_EQ(result.prompt, baseline);
+}
+
+const AutoChoice* choice_of(const AutoPlacement& result, const std::string& input) {
+  for (const auto& choice : result.choices)
+    if (choice.input == input) return &choice;
+  return nullptr;
+}
+
+// VACE-14B at 480P x 81 on a 6 GiB card computes on the card only with its activations parked in
+// CPU memory: auto picks vace_activations cpu and streams the DiT; with them kept on the device
+// the DiT would have to compute on the CPU.
+// A t2v DiT keeps them on the device (the first choice; parking would do nothing).
+TEST(AutoPlacement, Vace14BFitsSixGiBByParkingItsActivations) {
+  const auto& registry = wan::nodes::wan_node_registry();
+  const auto options = preset_options("vace-14B", "6GiB");
+  json prompt = shipped("vace", "auto");
+  const AutoPlacement parked = resolve_auto_placement(prompt, registry, options);
+  ASSERT_TRUE(parked.fits) << parked.summary;
+  const AutoChoice* choice = choice_of(parked, "vace_activations");
+  ASSERT_NE(choice, nullptr) << parked.summary;
+  EXPECT_EQ(choice->value, "cpu") << parked.summary;
+  EXPECT_EQ(choice->why, "device would run out of memory");
+  EXPECT_EQ(parked.prompt[choice->node_id]["inputs"]["vace_activations"], "cpu");
+
+  const std::string dit = choice->node_id;
+  EXPECT_EQ(parked.prompt[dit]["inputs"]["placement"], "stream") << parked.summary;
+
+  // Kept on the device, the DiT fits only computing on the CPU.
+  prompt[dit]["inputs"]["vace_activations"] = "device";
+  const AutoPlacement kept = resolve_auto_placement(prompt, registry, options);
+  ASSERT_TRUE(kept.fits) << kept.summary;
+  EXPECT_EQ(kept.prompt[dit]["inputs"]["placement"], "cpu") << kept.summary;
+  EXPECT_GT(kept.plan.cpu_work, parked.plan.cpu_work);
+
+  const AutoPlacement t2v =
+      resolve_auto_placement(shipped("t2v", "auto"), registry, preset_options("t2v-14B", "6GiB"));
+  ASSERT_TRUE(t2v.fits) << t2v.summary;
+  ASSERT_NE(choice_of(t2v, "vace_activations"), nullptr);
+  EXPECT_EQ(choice_of(t2v, "vace_activations")->value, "device") << t2v.summary;
 }
 
 TEST(AutoPlacement, ALoaderRunWithoutAPlanRefusesAuto) {

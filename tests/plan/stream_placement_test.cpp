@@ -14,6 +14,7 @@
 #include "graph/workflow_json.h"
 #include "io/safetensors.h"
 #include "models/dit/wan_dit.h"
+#include "plan/activation_estimates.h"
 #include "plan/auto_placement.h"
 #include "plan/memory_plan.h"
 #include "test_util.h"
@@ -286,6 +287,36 @@ device::ComputeDeviceOptions one_gib_virtual_accelerator() {
   return options;
 }
 
+// A planner-chosen input (resident_blocks -1, vace_activations auto) reaching LoadDiT in a run
+// that was not planned is refused, naming the input, before anything loads.
+TEST(StreamPlacement, ALoadDitRunWithoutAPlanRefusesThePlannersChoices) {
+  ModelsDir models;
+  const auto& registry = wan::nodes::wan_node_registry();
+  for (const std::string& set : {std::string("LoadDiT.resident_blocks=-1"),
+                                 std::string("LoadDiT.vace_activations=auto")}) {
+    SCOPED_TRACE(set);
+    json p = prompt("stream", "offload");
+    graph::apply_override(p, set, registry);
+    device::DeviceManager devices(one_gib_virtual_accelerator());
+    graph::Executor executor(registry);
+    graph::RunContext context;
+    context.models_dir = models.root;
+    context.output_dir = models.root / "output_unplanned";
+    context.device_manager = &devices;
+    context.prompt = p;
+    try {
+      executor.run(context.prompt, context);
+      ADD_FAILURE() << "the run accepted " << set;
+    } catch (const std::exception& e) {
+      const std::string input = set.substr(set.find('.') + 1, set.find('=') - set.find('.') - 1);
+      EXPECT_NE(std::string(e.what()).find("input '" + input + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("planner"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(devices.models().empty());
+    EXPECT_FALSE(fs::exists(context.output_dir));
+  }
+}
+
 // VACE interleaves its blocks with the main ones (VACE block k after main block vace_layers[k]):
 // the visitor brings each in ahead of the next across the two lists, and the float32 output
 // equals the official golden as with `gpu`.
@@ -321,46 +352,54 @@ TEST(StreamPlacement, VaceBlocksBetweenMainBlocksGiveTheGpuOutput) {
   EXPECT_LT(peaks[1], peaks[0]);
 }
 
-// VACE block k computes right after main block vace_layers[k], so a hint lives only until it is
-// added: the activations of a long VACE forward do not grow with the number of VACE blocks. The
-// tiny VACE DiT (4 main blocks, VACE blocks at 0 and 3) against the same model with VACE blocks
-// at 0, 1, 2 and 3 (blocks 2 and 3 copies of block 1, scaled), at 5120 tokens: holding every hint
-// through the main blocks, as the official code does, would add two hints (2 x 1.25 MiB); the
-// test allows less than one.
-TEST(StreamPlacement, VaceActivationsDoNotGrowWithItsBlockCount) {
-  const fs::path dir = fs::temp_directory_path() / ("wan_vace_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const fs::path tiny = fs::path(wan::testing::data_path("models")) / "diffusion_models";
-  auto tensors = io::load_safetensors((tiny / "dit_vace_tiny.safetensors").string());
-  const std::string source = "vace_blocks.1.";
-  io::TensorMap extra;
-  for (const auto& [key, value] : tensors)
-    if (key.rfind(source, 0) == 0)
-      for (int k : {2, 3})
-        extra["vace_blocks." + std::to_string(k) + "." + key.substr(source.size())] =
-            value * (1.0 - 0.1 * k);
-  tensors.insert(extra.begin(), extra.end());
-  io::save_safetensors((dir / "dit_vace_four.safetensors").string(), tensors);
-  std::ifstream config_in(tiny / "dit_vace_tiny_config.json");
-  auto config = json::parse(config_in);
-  config["vace_layers"] = {0, 1, 2, 3};
-  std::ofstream(dir / "dit_vace_four_config.json") << config.dump();
+// The tiny VACE DiT (4 main blocks, VACE blocks at 0 and 3) made into one with VACE blocks at 0,
+// 1, 2 and 3 (blocks 2 and 3 copies of block 1, scaled), in a temporary folder.
+struct FourVaceBlockDit {
+  fs::path dir = fs::temp_directory_path() / ("wan_vace_" + std::to_string(::getpid()));
+  fs::path tiny = fs::path(wan::testing::data_path("models")) / "diffusion_models";
+  std::string file = (dir / "dit_vace_four.safetensors").string();
+  FourVaceBlockDit() {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    auto tensors = io::load_safetensors((tiny / "dit_vace_tiny.safetensors").string());
+    const std::string source = "vace_blocks.1.";
+    io::TensorMap extra;
+    for (const auto& [key, value] : tensors)
+      if (key.rfind(source, 0) == 0)
+        for (int k : {2, 3})
+          extra["vace_blocks." + std::to_string(k) + "." + key.substr(source.size())] =
+              value * (1.0 - 0.1 * k);
+    tensors.insert(extra.begin(), extra.end());
+    io::save_safetensors(file, tensors);
+    std::ifstream config_in(tiny / "dit_vace_tiny_config.json");
+    auto config = json::parse(config_in);
+    config["vace_layers"] = {0, 1, 2, 3};
+    std::ofstream(dir / "dit_vace_four_config.json") << config.dump();
+  }
+  ~FourVaceBlockDit() { fs::remove_all(dir); }
+};
 
+// One VACE DiT forward at 5120 tokens (16 x 5 x 64 x 64 latents) on a 1 GiB virtual
+// accelerator: the output, the device bytes it added at its peak, and the ledger's moves.
+struct VaceForward {
+  at::Tensor out;
+  int64_t activations = 0, bytes_in = 0, bytes_out = 0;
+};
+constexpr int64_t kVaceFrames = 5, kVaceSide = 64;
+constexpr int64_t kVaceTokens = kVaceFrames * (kVaceSide / 2) * (kVaceSide / 2);  // 5120
+
+VaceForward vace_forward(const std::string& file, device::Placement placement, bool park) {
   const auto& g = wan::testing::golden("dit_vace");
-  const int64_t frames = 5, side = 64, tokens = frames * (side / 2) * (side / 2);  // 5120
   at::manual_seed(7);
-  const auto x = at::randn({16, frames, side, side});
-  const auto vace_context = at::randn({96, frames, side, side});
-  int64_t activations[2] = {0, 0};
-  at::Tensor outputs[2];
-  const std::string files[2] = {(tiny / "dit_vace_tiny.safetensors").string(),
-                                (dir / "dit_vace_four.safetensors").string()};
-  for (int i = 0; i < 2; ++i) {
-    device::DeviceManager devices(one_gib_virtual_accelerator());
-    auto dit = models::load_wan_dit(files[i], at::kFloat, at::kFloat);
-    ASSERT_EQ(dit->config().vace_layers.size(), i == 0 ? 2u : 4u);
-    auto model = devices.adopt(dit.ptr(), device::Placement::kGpu, "dit");
+  const auto x = at::randn({16, kVaceFrames, kVaceSide, kVaceSide});
+  const auto vace_context = at::randn({96, kVaceFrames, kVaceSide, kVaceSide});
+  device::DeviceManager devices(one_gib_virtual_accelerator());
+  auto dit = models::load_wan_dit(file, at::kFloat, at::kFloat);
+  dit->set_park_vace(park);
+  auto model = devices.adopt(dit.ptr(), placement, "dit");
+  VaceForward r;
+  devices.ledger().begin_stage("1", "Test");
+  {
     auto lease = devices.lease(model, "Test (node 1)");
     models::DitExtras extras;
     extras.vace_context = {lease.to_compute(vace_context)};
@@ -369,16 +408,74 @@ TEST(StreamPlacement, VaceActivationsDoNotGrowWithItsBlockCount) {
     const auto context = lease.to_compute(g.at("single.context.0"));
     const int64_t before = devices.compute().bytes_in_use();
     devices.reset_peaks();
-    outputs[i] = dit->forward({input}, g.at("single.t"), {context}, tokens, extras).at(0);
-    activations[i] = devices.compute().bytes_peak() - before;
+    r.out = lease.to_cpu(
+        dit->forward({input}, g.at("single.t"), {context}, kVaceTokens, extras).at(0));
+    r.activations = devices.compute().bytes_peak() - before;
   }
-  fs::remove_all(dir);
-  const int64_t hint = tokens * 64 * 4;
+  devices.ledger().end_stage();
+  const json transfers = devices.ledger().to_json()["nodes"][0]["transfers"];
+  r.bytes_in = transfers["bytes_in"].get<int64_t>();
+  r.bytes_out = transfers["bytes_out"].get<int64_t>();
+  return r;
+}
+
+// VACE block k computes right after main block vace_layers[k], so a hint lives only until it is
+// added: the activations of a long VACE forward do not grow with the number of VACE blocks. The
+// tiny VACE DiT (VACE blocks at 0 and 3) against the four-block one, at 5120 tokens: holding
+// every hint through the main blocks, as the official code does, would add two hints
+// (2 x 1.25 MiB); the test allows less than one.
+TEST(StreamPlacement, VaceActivationsDoNotGrowWithItsBlockCount) {
+  FourVaceBlockDit four;
+  const VaceForward two_blocks = vace_forward(
+      (four.tiny / "dit_vace_tiny.safetensors").string(), device::Placement::kGpu, false);
+  const VaceForward four_blocks = vace_forward(four.file, device::Placement::kGpu, false);
+  const int64_t hint = kVaceTokens * 64 * 4;
   std::printf("VACE tiny at %lld tokens: activations with 2 VACE blocks %lld, with 4 %lld (one hint %lld)\n",
-              static_cast<long long>(tokens), static_cast<long long>(activations[0]),
-              static_cast<long long>(activations[1]), static_cast<long long>(hint));
-  EXPECT_FALSE(at::equal(outputs[0], outputs[1]));  // the extra VACE blocks took part
-  EXPECT_LT(activations[1], activations[0] + hint);
+              static_cast<long long>(kVaceTokens), static_cast<long long>(two_blocks.activations),
+              static_cast<long long>(four_blocks.activations), static_cast<long long>(hint));
+  EXPECT_FALSE(at::equal(two_blocks.out, four_blocks.out));  // the extra VACE blocks took part
+  EXPECT_LT(four_blocks.activations, two_blocks.activations + hint);
+}
+
+// vace_activations cpu: the residual stream waits in CPU memory while a VACE block computes, the
+// chain while main blocks do, the first hint through main block 0. The same output as keeping
+// them on the device (bit-identical, with `gpu` and with `stream` weights), the device holding
+// two float32 streams less at the peak (the chain and the first hint beside the residual
+// stream), and the moves the planner counts: two streams each way per VACE block.
+TEST(StreamPlacement, ParkedVaceActivationsGiveTheSameOutputWithTwoStreamsLessOnTheDevice) {
+  FourVaceBlockDit four;
+  const VaceForward kept = vace_forward(four.file, device::Placement::kGpu, false);
+  const VaceForward parked = vace_forward(four.file, device::Placement::kGpu, true);
+  const VaceForward streamed = vace_forward(four.file, device::Placement::kStream, true);
+  const int64_t stream = kVaceTokens * 64 * 4;
+  std::printf("VACE tiny at %lld tokens: activations kept %lld, parked %lld (one stream %lld); "
+              "parked moved %lld in, %lld out\n",
+              static_cast<long long>(kVaceTokens), static_cast<long long>(kept.activations),
+              static_cast<long long>(parked.activations), static_cast<long long>(stream),
+              static_cast<long long>(parked.bytes_in), static_cast<long long>(parked.bytes_out));
+  EXPECT_TRUE(at::equal(parked.out, kept.out))
+      << "max abs " << (parked.out - kept.out).abs().max().item<double>();
+  EXPECT_TRUE(at::equal(streamed.out, kept.out));
+  EXPECT_EQ(kept.bytes_in, 0);
+  EXPECT_EQ(kept.activations - parked.activations, 2 * stream);
+
+  ModelPlan plan;
+  plan.kind = ModelKind::kDit;
+  plan.dit = models::load_wan_dit(four.file, at::kFloat, at::kFloat)->config();
+  plan.park_vace = true;
+  pipeline::VideoShape shape;
+  shape.width = shape.height = kVaceSide * 8;
+  shape.frames = (kVaceFrames - 1) * 4 + 1;
+  ASSERT_EQ(dit_tokens(plan.dit, shape), kVaceTokens);
+  EXPECT_EQ(parked.bytes_in, vace_parked_bytes(plan, shape));
+  EXPECT_EQ(parked.bytes_out, vace_parked_bytes(plan, shape));
+  EXPECT_EQ(parked.bytes_in, 2 * 4 * stream);
+  // The planner's activations differ by what the run measured.
+  plan.compute_bytes = 4;
+  ModelPlan kept_plan = plan;
+  kept_plan.park_vace = false;
+  EXPECT_EQ(dit_activations(kept_plan, shape, 1) - dit_activations(plan, shape, 1),
+            kept.activations - parked.activations);
 }
 
 }  // namespace

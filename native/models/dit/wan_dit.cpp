@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "io/key_layout.h"
 #include "io/tensor_index.h"
+#include "models/common/activation_parking.h"
 #include "models/common/block_visit.h"
 #include "models/common/weight_cast.h"
 #include "models/common/weights.h"
@@ -282,14 +283,26 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
     return visit_block(*block, visited < order.size() ? order[visited] : nullptr);
   };
 
+  // With park_vace, what is not computing waits in CPU memory: the residual stream while a
+  // VACE block computes (only the first reads it, to join), the chain while main blocks do, and
+  // the first hint through main block 0. The last VACE block's chain is dropped, not parked.
+  const bool park = options_.park_vace();
   at::Tensor vace_chain, hint;
   auto run_vace_block = [&](size_t k) {
     const auto visit = visit_next();
-    auto [next, h] = vace_blocks_->ptr<VaceWanAttentionBlockImpl>(k)->forward(vace_chain, hidden, ctx);
+    auto* block = vace_blocks_->ptr<VaceWanAttentionBlockImpl>(k).get();
+    if (block->first()) vace_chain = block->join(std::move(vace_chain), hidden, cd);
+    if (park) {
+      hidden = park_activation(hidden);
+      vace_chain = unpark_activation(vace_chain);
+    }
+    auto [next, h] = block->forward(std::move(vace_chain), ctx);
     emit("vace_blocks." + std::to_string(k) + ".0", next);
     emit("vace_blocks." + std::to_string(k) + ".1", h);
-    vace_chain = std::move(next);
-    hint = std::move(h);
+    const bool last = k + 1 == vace_blocks_->size();
+    vace_chain = last ? at::Tensor() : park ? park_activation(next) : std::move(next);
+    hint = park && block->first() && !last ? park_activation(h) : std::move(h);
+    if (park) hidden = unpark_activation(hidden);
   };
   if (!vace_after_layer.empty()) {
     vace_chain = embed_patches(vace_patch_embedding_, extras.vace_context, seq_len,
@@ -303,7 +316,8 @@ std::vector<at::Tensor> WanDitImpl::forward(const std::vector<at::Tensor>& x, co
     }
     if (const auto k = vace_block_after(j)) {
       if (*k > 0) run_vace_block(*k);
-      hidden = hidden + hint * extras.vace_context_scale;
+      // In place: the block's output is this function's own, and the same sum.
+      hidden.add_(unpark_activation(hint) * extras.vace_context_scale);
       hint = at::Tensor();
     }
     emit("blocks." + std::to_string(j), hidden);

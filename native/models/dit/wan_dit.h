@@ -51,6 +51,11 @@ struct WanDitOptions {
   // sequence-long activations are then the residual stream and the attention's q, k, v and
   // output only. 0: the whole sequence at once.
   TORCH_ARG(int64_t, token_chunk) = kDitTokenChunk;
+  // VACE: while a VACE block computes, the residual stream waits in CPU memory, and while main
+  // blocks compute, the VACE chain and the first hint do (models/common/activation_parking.h):
+  // the device then holds one sequence-long float32 stream at a time, as for t2v, for
+  // 4 x tokens x dim x 4 bytes moved per VACE block and call. Same values either way.
+  TORCH_ARG(bool, park_vace) = false;
 };
 
 // Mirrors WanModel / VaceWanModel.
@@ -69,6 +74,8 @@ class WanDitImpl : public torch::nn::Module {
   at::ScalarType compute_dtype() const { return options_.compute_dtype(); }
   void set_attention_chunk(int64_t queries) { options_.attention_chunk(queries); }
   void set_token_chunk(int64_t tokens) { options_.token_chunk(tokens); }
+  void set_park_vace(bool on) { options_.park_vace(on); }
+  bool parks_vace() const { return options_.park_vace(); }
 
  private:
   void validate_inputs(const std::vector<at::Tensor>& x, const at::Tensor& t,

@@ -300,15 +300,19 @@ VaceWanAttentionBlockImpl::VaceWanAttentionBlockImpl(const WanAttentionBlockOpti
   after_proj_ = register_module("after_proj", LinearLayer(dim, dim));
 }
 
-std::pair<at::Tensor, at::Tensor> VaceWanAttentionBlockImpl::forward(const at::Tensor& c_in,
-                                                                     const at::Tensor& x,
+at::Tensor VaceWanAttentionBlockImpl::join(at::Tensor c, const at::Tensor& x,
+                                           at::ScalarType compute_dtype) {
+  TORCH_CHECK(before_proj_, "VACE: only the first VACE block joins the chain to the video tokens");
+  auto joined = linear_in(before_proj_, c, compute_dtype).to(at::kFloat);
+  c = at::Tensor();
+  return joined.add_(x);  // before_proj(c) + x, in place: the same sum
+}
+
+std::pair<at::Tensor, at::Tensor> VaceWanAttentionBlockImpl::forward(at::Tensor c,
                                                                      const DitBlockContext& ctx) {
-  const auto cd = ctx.compute_dtype;
-  auto c = c_in;
-  if (before_proj_) c = linear_in(before_proj_, c, cd).to(at::kFloat) + x;
   c = WanAttentionBlockImpl::forward(c, ctx);
-  auto hint = linear_in(after_proj_, c, cd).to(at::kFloat);
-  return {c, hint};
+  auto hint = linear_in(after_proj_, c, ctx.compute_dtype).to(at::kFloat);
+  return {std::move(c), std::move(hint)};
 }
 
 // ---- head and image projection ----

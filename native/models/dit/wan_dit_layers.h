@@ -209,14 +209,18 @@ class WanAttentionBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(WanAttentionBlock);
 
-// Mirrors VaceWanAttentionBlock: the first one (layer 0) adds before_proj(c) to the video tokens;
-// each returns the updated c and its hint after_proj(c).
+// Mirrors VaceWanAttentionBlock: the first one (layer 0) joins c to the video tokens,
+// before_proj(c) + x; each returns the updated c and its hint after_proj(c).
 class VaceWanAttentionBlockImpl : public WanAttentionBlockImpl {
  public:
   VaceWanAttentionBlockImpl(const WanAttentionBlockOptions& options, bool first);
-  // c, x: [B, L, dim] float32 -> (c, hint) [B, L, dim] float32
-  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& c, const at::Tensor& x,
-                                            const DitBlockContext& ctx);
+  bool first() const { return static_cast<bool>(before_proj_); }
+  // The first block only: before_proj(c) + x, [B, L, dim] float32. `c` is dropped once
+  // projected, so the caller should hand it over.
+  at::Tensor join(at::Tensor c, const at::Tensor& x, at::ScalarType compute_dtype);
+  // c (joined, for the first block): [B, L, dim] float32 -> (c, hint), float32. The input is
+  // dropped before the hint is projected, so the caller should hand it over.
+  std::pair<at::Tensor, at::Tensor> forward(at::Tensor c, const DitBlockContext& ctx);
 
  private:
   LinearLayer before_proj_{nullptr}, after_proj_{nullptr};
