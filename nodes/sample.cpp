@@ -87,6 +87,10 @@ class Sample : public graph::Node {
     auto& dit = plan.model("dit");
     const plan::PlannedValue* cond = plan.input("cond");
     const auto shape = cond ? cond->shape : video_shape_of(in);
+    // What the DiT denoises: with VACE reference images, one latent frame more per image (four
+    // video frames each), trimmed from the output.
+    auto sampled = shape;
+    if (cond) sampled.frames += 4 * cond->reference_frames;
     // The conditioning moves over to where the DiT computes.
     const int64_t cond_on_device = cond && plan.computes_on_device(dit) ? cond->cpu_bytes : 0;
     // One DiT call per step, two with classifier-free guidance (cfg 1 skips the negative).
@@ -94,14 +98,14 @@ class Sample : public graph::Node {
     // The larger of a DiT call and the solver's update between calls.
     const int64_t steps = in.integer("steps");
     if (!plan.lease(dit,
-                    std::max(plan::dit_activations(dit, shape, steps),
-                             plan::solver_step_bytes(shape, steps)),
-                    "DiT activations at " + std::to_string(plan::dit_tokens(dit.dit, shape)) +
+                    std::max(plan::dit_activations(dit, sampled, steps),
+                             plan::solver_step_bytes(sampled, steps)),
+                    "DiT activations at " + std::to_string(plan::dit_tokens(dit.dit, sampled)) +
                         " tokens",
-                    cond_on_device, passes, plan::dit_tokens(dit.dit, shape)))
+                    cond_on_device, passes, plan::dit_tokens(dit.dit, sampled)))
       return true;
-    plan.park(dit, passes * plan::vace_parked_bytes(dit, shape),
-              plan::vace_parked_cpu_bytes(dit, shape));
+    plan.park(dit, passes * plan::vace_parked_bytes(dit, sampled),
+              plan::vace_parked_cpu_bytes(dit, sampled));
     plan::PlannedValue latent;  // back in CPU memory
     latent.shape = shape;
     latent.cpu_bytes = plan::latent_bytes(shape);

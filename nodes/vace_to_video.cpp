@@ -83,6 +83,7 @@ class VaceToVideo : public graph::Node {
     const int64_t latent_frame = latent / shape.latent_frames();
     plan::PlannedValue cond;
     cond.shape = shape;
+    cond.reference_frames = references;
     cond.cpu_bytes = 96 * (latent + references * latent_frame) / 16;
     plan.hold(cond);
     plan.set_output(0, cond);

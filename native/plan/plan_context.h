@@ -84,6 +84,9 @@ struct PlannedValue {
   int64_t cpu_bytes = 0;             // held in CPU memory while cached
   int64_t tokens = 0, dim = 0;       // text embeddings
   pipeline::VideoShape shape;        // conditioning, latents, frames
+  // VACE conditioning: latent frames its reference images add in front of the video's, which
+  // Sample denoises with them and trims from its output.
+  int64_t reference_frames = 0;
 };
 
 class PlanContext {
