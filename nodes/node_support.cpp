@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/path_rules.h"
 #include "image/image_ops.h"
+#include "media/video_file.h"
 
 namespace wan::nodes {
 
@@ -47,15 +48,41 @@ media::OutputMetadata output_metadata(const graph::RunContext& run) {
   return metadata;
 }
 
-std::string input_path(const graph::RunContext& run, const std::string& name) {
+namespace {
+
+std::string resolve_input(const std::string& name, const std::filesystem::path& input_dir,
+                          const std::filesystem::path& output_dir,
+                          const std::filesystem::path& temp_dir) {
   const AnnotatedName file = parse_annotated_name(name);
   const std::filesystem::path base =
-      file.folder == AnnotatedFolder::kOutput ? run.output_dir
-      : file.folder == AnnotatedFolder::kTemp ? (run.temp_dir.empty() ? run.output_dir / "temp" : run.temp_dir)
-                                              : run.input_dir;
+      file.folder == AnnotatedFolder::kOutput ? output_dir
+      : file.folder == AnnotatedFolder::kTemp ? (temp_dir.empty() ? output_dir / "temp" : temp_dir)
+                                              : input_dir;
   const std::filesystem::path path(file.name);
   if (path.is_absolute() || base.empty()) return path.string();
   return (base / path).string();
+}
+
+}  // namespace
+
+std::string input_path(const graph::RunContext& run, const std::string& name) {
+  return resolve_input(name, run.input_dir, run.output_dir, run.temp_dir);
+}
+
+std::string input_path(const plan::PlanContext& plan, const std::string& name) {
+  return resolve_input(name, plan.input_dir(), plan.output_dir(), {});
+}
+
+std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& plan,
+                                                      const std::string& name,
+                                                      int64_t frame_load_cap) {
+  const std::string path = input_path(plan, name);
+  try {
+    return media::probe_video(path, frame_load_cap);
+  } catch (const std::exception& e) {
+    spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), e.what());
+    return std::nullopt;
+  }
 }
 
 nlohmann::json ui_files(const std::vector<media::SavedOutput>& saved, const std::string& type,

@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,9 @@
 #include "graph/node_registry.h"
 #include "graph/node_schema.h"
 #include "media/embedded_metadata.h"
+#include "media/image_file.h"
 #include "media/output_files.h"
+#include "plan/plan_context.h"
 
 namespace wan::nodes {
 
@@ -34,6 +37,14 @@ media::OutputMetadata output_metadata(const graph::RunContext& run);
 // A file an input names: absolute, or relative to the run's input folder. ComfyUI's annotated
 // names ("x.png [input]", "x.png [output]", "x.png [temp]") pick that folder.
 std::string input_path(const graph::RunContext& run, const std::string& name);
+// The same for a node's plan(), from the planner's folders.
+std::string input_path(const plan::PlanContext& plan, const std::string& name);
+
+// The frames an image input (LoadImage, WanLoadImageFrames) will decode to, from the files'
+// headers; none, with a warning naming the file, when they cannot be read before the run.
+std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& plan,
+                                                      const std::string& name,
+                                                      int64_t frame_load_cap);
 
 // An output node's ComfyUI `ui`: {"images": [{"filename", "subfolder", "type"}...]} and, for
 // animations and videos, "animated": [true].

@@ -68,6 +68,10 @@ class VaceToVideo : public graph::Node {
     auto& vae = plan.model("vae");
     const int64_t video = 3 * shape.frames * shape.height * shape.width * 4;
     const int64_t latent = plan::latent_bytes(shape);
+    // In CPU memory meanwhile: the control video in [-1, 1], its binarised masks and the masked
+    // part with its temporaries: 24 bytes per video pixel (measured exactly on the 64x64x9
+    // fixture, tests/plan/shipped_workflows_plan_test.cpp).
+    plan.hold(plan::PlannedValue{}, 24 * shape.frames * shape.height * shape.width);
     // The inactive and the reactive part of the control video are encoded one after the
     // other; the first result is held meanwhile.
     const int64_t act = plan::vae_encode_activation_bytes(

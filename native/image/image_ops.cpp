@@ -23,7 +23,9 @@ at::Tensor from_wan_image(const at::Tensor& image) {
     throw ValidationError("from_wan_image: expected a Wan image [3, H, W] or video [3, T, H, W], got " +
                           io::format_shape(image.sizes()) + ".");
   const auto hwc = image.dim() == 3 ? image.permute({1, 2, 0}) : image.permute({1, 2, 3, 0});
-  return hwc.to(at::kFloat).mul(0.5).add_(0.5).contiguous();
+  // One float32 copy in [.., H, W, 3] order, scaled in place: beside the input only the result
+  // is allocated (a product and then its contiguous copy were two).
+  return at::empty(hwc.sizes(), hwc.options().dtype(at::kFloat)).copy_(hwc).mul_(0.5).add_(0.5);
 }
 
 at::Tensor resize_bicubic(const at::Tensor& image, int64_t height, int64_t width) {

@@ -392,6 +392,71 @@ LoadedImage load_image(const std::string& path) {
   return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
 }
 
+namespace {
+
+uint32_t big_endian(const uint8_t* p, int bytes) {
+  uint32_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+// The SOFn segment's height and width; {0, 0} when the markers end before one.
+std::pair<uint32_t, uint32_t> jpeg_frame_size(const uint8_t* data, size_t size) {
+  size_t pos = 2;  // after SOI
+  while (pos + 9 <= size && data[pos] == 0xFF) {
+    const uint8_t marker = data[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) break;
+    const size_t length = big_endian(data + pos + 2, 2);
+    if (length < 2) break;
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+                     marker != 0xCC;
+    if (sof) return {big_endian(data + pos + 5, 2), big_endian(data + pos + 7, 2)};
+    pos += 2 + length;
+  }
+  return {0, 0};
+}
+
+}  // namespace
+
+ImageExtent probe_image(const std::string& path) {
+  const std::string bytes = io::read_regular_file(path, kMaxImageFileBytes);
+  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+  const size_t size = bytes.size();
+  ImageExtent out;
+  if (size >= 24 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 &&
+      std::memcmp(data + 12, "IHDR", 4) == 0) {
+    out.width = big_endian(data + 16, 4);
+    out.height = big_endian(data + 20, 4);
+  } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    const auto [h, w] = jpeg_frame_size(data, size);
+    out.height = h;
+    out.width = w;
+  } else if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+    WebPBitstreamFeatures features;
+    if (WebPGetFeatures(data, size, &features) != VP8_STATUS_OK)
+      throw LoadError(path + ": not a valid WebP file (bad header)");
+    out.width = features.width;
+    out.height = features.height;
+    WebPData webp{data, size};
+    if (features.has_animation) {
+      if (WebPDemuxer* demux = WebPDemux(&webp)) {
+        out.width = WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH);
+        out.height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
+        out.frames = WebPDemuxGetI(demux, WEBP_FF_FRAME_COUNT);
+        WebPDemuxDelete(demux);
+      }
+    }
+  } else {
+    throw LoadError(path + ": unsupported image format (PNG, JPEG and WebP are read)");
+  }
+  check_image_size(uint64_t(out.width), uint64_t(out.height), uint64_t(out.frames), path);
+  return out;
+}
+
 at::Tensor image_to_mask(const at::Tensor& image, const std::string& channel) {
   if (image.dim() != 4 || image.size(3) < 3)
     throw ValidationError("ImageToMask: image must be [F, H, W, 3], got " +
@@ -413,11 +478,19 @@ at::Tensor image_to_uint8(const at::Tensor& image, const std::string& what) {
                           c10::str(image.sizes()));
   if (!at::isFloatingType(x.scalar_type()))
     throw ValidationError(what + ": expected a floating IMAGE, got " + c10::str(x.scalar_type()));
-  x = x.detach().to(at::kCPU, at::kFloat);
-  if (!at::isfinite(x).all().item<bool>())
-    throw ValidationError(what + ": the images contain NaN or infinite values; nothing was written.");
-  // numpy: clip(255. * x, 0, 255).astype(uint8) -- float32 product, then truncation.
-  return x.mul(255.0).clamp(0.0, 255.0).to(at::kByte).contiguous();
+  x = x.detach();
+  // One frame at a time, so that beside the uint8 result only one frame's float32 product is
+  // alive (the whole clip's product and its clamped copy were 8 bytes per pixel channel).
+  at::Tensor out = at::empty(x.sizes(), at::kByte);
+  for (int64_t f = 0; f < x.size(0); ++f) {
+    const at::Tensor frame = x[f].to(at::kCPU, at::kFloat);
+    if (!at::isfinite(frame).all().item<bool>())
+      throw ValidationError(what + ": the images contain NaN or infinite values (frame " +
+                            std::to_string(f) + "); nothing was written.");
+    // numpy: clip(255. * x, 0, 255).astype(uint8) -- float32 product, then truncation.
+    out[f].copy_(frame.mul(255.0).clamp_(0.0, 255.0).to(at::kByte));
+  }
+  return out;
 }
 
 at::Tensor uint8_to_image(const at::Tensor& rgb8) { return rgb8.to(at::kFloat).div(255.0); }

@@ -39,6 +39,15 @@ LoadedImage load_image(const std::string& path);
 // Same from memory; `origin` names the source in errors.
 LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& origin);
 
+// The frames and pixels a PNG, JPEG or WebP file decodes to, read from its header (the memory
+// planner's view of an image input before it runs). Orientation may swap height and width; the
+// pixel count is exact. Throws LoadError naming the file as load_image would for a file it
+// cannot read or a size past the limits.
+struct ImageExtent {
+  int64_t frames = 1, height = 0, width = 0;
+};
+ImageExtent probe_image(const std::string& path);
+
 // ComfyUI's ImageToMask: one channel ("red" | "green" | "blue") of IMAGE [F, H, W, 3] as MASK
 // [F, H, W]. "alpha" needs a 4-channel image; IMAGE has 3, so it is a ValidationError that points
 // at LoadImage's MASK output (which is 1 - alpha).

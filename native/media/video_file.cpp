@@ -282,6 +282,34 @@ at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
   return decode_video_file(spec, frame_load_cap);
 }
 
+std::optional<ImageExtent> probe_video(const std::string& spec, int64_t frame_load_cap) {
+  std::vector<std::string> files;
+  if (is_glob(spec) || fs::is_directory(spec)) {
+    files = list_frame_files(spec);
+    if (files.empty()) throw LoadError(spec + ": no frame files found");
+  } else {
+    if (!fs::exists(spec)) throw LoadError(spec + ": no such video file, folder or pattern");
+    io::require_regular_file(spec, UINT64_MAX);
+    if (!looks_like_image(spec)) return std::nullopt;
+    files = {spec};
+  }
+  ImageExtent out;
+  out.frames = 0;
+  for (const auto& file : files) {
+    const ImageExtent frame = probe_image(file);
+    if (out.frames == 0) {
+      out.height = frame.height;
+      out.width = frame.width;
+    }
+    out.frames += frame.frames;
+    if (frame_load_cap > 0 && out.frames >= frame_load_cap) {
+      out.frames = frame_load_cap;
+      break;
+    }
+  }
+  return out;
+}
+
 double video_frame_rate(const std::string& path) {
   const auto fmt = open_video_file(path);
   const int index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);

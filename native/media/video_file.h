@@ -3,8 +3,11 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "media/image_file.h"
 
 namespace wan::media {
 
@@ -18,6 +21,11 @@ namespace wan::media {
 // ValidationError). All frames must share one size: the first file (or frame) that differs is
 // named in the LoadError. Nothing matched, or no frames, is a LoadError too.
 at::Tensor load_video(const std::string& spec, int64_t frame_load_cap = 0);
+
+// What load_video(spec, frame_load_cap) gives, from the image files' headers (probe_image):
+// frames, height, width. Empty for a video file, whose frames are known only by decoding it.
+// Throws LoadError as load_video would for a spec that names nothing readable.
+std::optional<ImageExtent> probe_video(const std::string& spec, int64_t frame_load_cap = 0);
 
 // The frame rate of a video file's first video stream (average, else base rate), as ComfyUI's
 // LoadVideo reports it. Throws LoadError naming the file when it has none.

@@ -23,6 +23,7 @@ namespace {
 // ---- image_file.h ----------------------------------------------------------------------------
 
 LoadedImage load_image(const std::string& path) { built_without_media("reading image " + path); }
+ImageExtent probe_image(const std::string& path) { built_without_media("reading image " + path); }
 LoadedImage decode_image(const uint8_t*, size_t, const std::string& origin) {
   built_without_media("decoding image " + origin);
 }
@@ -40,6 +41,9 @@ std::vector<uint8_t> encode_jpeg(const at::Tensor&, int, const std::string& orig
 // ---- video_file.h ----------------------------------------------------------------------------
 
 at::Tensor load_video(const std::string& spec, int64_t) { built_without_media("reading video " + spec); }
+std::optional<ImageExtent> probe_video(const std::string& spec, int64_t) {
+  built_without_media("reading video " + spec);
+}
 double video_frame_rate(const std::string& path) {
   built_without_media("reading the frame rate of " + path);
 }

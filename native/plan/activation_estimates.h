@@ -50,4 +50,8 @@ int64_t vae_encode_activation_bytes(const ModelPlan& vae, const pipeline::VideoS
 int64_t latent_bytes(const pipeline::VideoShape& shape);
 int64_t latent_positions(const pipeline::VideoShape& shape);
 
+// Writing a float32 IMAGE as 8-bit pixels (media::image_to_uint8, in every saving and preview
+// node): the uint8 copy of all frames and one frame's float32 product, in CPU memory at once.
+int64_t eight_bit_copy_bytes(const PlannedValue& images);
+
 }  // namespace wan::plan

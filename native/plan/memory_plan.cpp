@@ -88,6 +88,7 @@ PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegist
                             "; raise --vram or lower --reserve");
   }
   PlanContext p(options.models_dir, options.preset, accelerator, device_name, capacity);
+  p.set_input_folders(options.input_dir, options.output_dir);
 
   PlanResult result;
   result.device_name = device_name;

@@ -98,7 +98,7 @@ std::shared_ptr<ModelPlan> PlanContext::adopt(ModelPlan model, const std::string
   model_names_.insert(m->name);
   m->placement = device::parse_placement(placement);
   models_.push_back(m);
-  note(0, m->bytes, "");
+  note(0, m->load_transient_bytes < 0 ? m->bytes : m->cpu_bytes + m->load_transient_bytes, "");
   cpu_held_ += m->cpu_bytes;
   if (m->placement == device::Placement::kGpu && accelerator_) {
     move_in(*m);

@@ -52,6 +52,10 @@ struct ModelPlan {
   // the dtype they are kept in stay views of the page cache (docs/memory.md "Not counted"); only
   // converted ones (fp8 -> bf16, fp32 -> bf16, ...) are allocations.
   int64_t cpu_bytes = 0;
+  // What loading holds beyond cpu_bytes for a moment: a dequantized fp8 weight's float32
+  // temporaries (the largest such weight). -1: the whole model, read as a copy (formats whose
+  // tensors are not views of the file).
+  int64_t load_transient_bytes = -1;
   bool on_device = false;
   // T5
   int64_t t5_dim = 0, t5_dim_attn = 0, t5_ffn = 0, t5_heads = 0, text_len = 512;
@@ -101,6 +105,13 @@ class PlanContext {
   std::filesystem::path model_file(const std::string& folder, const std::string& name) const {
     return models_dir_.locate(folder, name);
   }
+  // Where inputs named by file are read (LoadImage, WanLoadImageFrames); empty: as given.
+  const std::filesystem::path& input_dir() const { return input_dir_; }
+  const std::filesystem::path& output_dir() const { return output_dir_; }
+  void set_input_folders(std::filesystem::path input_dir, std::filesystem::path output_dir) {
+    input_dir_ = std::move(input_dir);
+    output_dir_ = std::move(output_dir);
+  }
   bool accelerator() const { return accelerator_; }
   const std::string& device_name() const { return device_name_; }
   const std::string& node_label() const { return label_; }  // "Sample (node 7)"
@@ -112,8 +123,9 @@ class PlanContext {
   bool computes_on_device(const ModelPlan& model) const;
 
   // ---- what a node's plan() does ----
-  // A loaded model under a unique name from `base`: read into CPU memory (a transient copy of
-  // the whole model at most), moved in now when `placement` is gpu. Check out_of_memory() after.
+  // A loaded model under a unique name from `base`: read into CPU memory (its converted tensors,
+  // and load_transient_bytes for a moment), moved in now when `placement` is gpu. Check
+  // out_of_memory() after.
   std::shared_ptr<ModelPlan> adopt(ModelPlan model, const std::string& base,
                                    const std::string& placement);
   // Weights in (offload, stream), `activations` bytes while the model computes (with
@@ -159,6 +171,7 @@ class PlanContext {
   }
 
   ModelFolders models_dir_;
+  std::filesystem::path input_dir_, output_dir_;
   std::string preset_;
   bool accelerator_ = false;
   std::string device_name_;

@@ -22,9 +22,24 @@ class LoadImage : public graph::Node {
     return {loaded.image, loaded.mask};
   }
 
-  // The decoded file stays in CPU memory, small next to the models; its size is not known
-  // before decoding, so it is not counted (docs/memory_plan.md).
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // IMAGE (float32 RGB) and MASK (float32) of the file's frames, sized from its header. Decoding
+  // holds the RGBA bytes and both float32 steps of the conversion at once: 28 bytes a pixel.
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    const auto extent = planned_image_input(plan, in.string("image"), 0);
+    if (!extent) return true;
+    const int64_t pixels = extent->frames * extent->height * extent->width;
+    plan::PlannedValue image, mask;
+    image.shape.frames = mask.shape.frames = extent->frames;
+    image.shape.height = mask.shape.height = extent->height;
+    image.shape.width = mask.shape.width = extent->width;
+    image.cpu_bytes = 12 * pixels;
+    mask.cpu_bytes = 4 * pixels;
+    plan.hold(image, 28 * pixels);
+    plan.hold(mask);
+    plan.set_output(0, image);
+    plan.set_output(1, mask);
+    return true;
+  }
 };
 
 void register_load_image(graph::NodeRegistry& registry) {

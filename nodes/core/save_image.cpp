@@ -4,6 +4,7 @@
 
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
+#include "plan/activation_estimates.h"
 #include "plan/plan_context.h"
 
 namespace wan::nodes {
@@ -30,8 +31,12 @@ class SaveImage : public graph::Node {
     return {};
   }
 
-  // Writes a file from its input; holds nothing after.
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // Writes files from its input's 8-bit copy; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* images = plan.input("images"))
+      plan.hold(plan::PlannedValue{}, plan::eight_bit_copy_bytes(*images));
+    return true;
+  }
 };
 
 class PreviewImage : public graph::Node {
@@ -62,8 +67,12 @@ class PreviewImage : public graph::Node {
     return {};
   }
 
-  // Writes a file from its input; holds nothing after.
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // Writes files from its input's 8-bit copy; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* images = plan.input("images"))
+      plan.hold(plan::PlannedValue{}, plan::eight_bit_copy_bytes(*images));
+    return true;
+  }
 };
 
 class SaveAnimatedWEBP : public graph::Node {
@@ -96,8 +105,12 @@ class SaveAnimatedWEBP : public graph::Node {
     return {};
   }
 
-  // Writes a file from its input; holds nothing after.
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // Writes files from its input's 8-bit copy; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* images = plan.input("images"))
+      plan.hold(plan::PlannedValue{}, plan::eight_bit_copy_bytes(*images));
+    return true;
+  }
 };
 
 void register_save_image_nodes(graph::NodeRegistry& registry) {

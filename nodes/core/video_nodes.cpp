@@ -7,6 +7,7 @@
 #include "media/video_file.h"
 #include "media/video_writer.h"
 #include "nodes/node_support.h"
+#include "plan/activation_estimates.h"
 #include "plan/plan_context.h"
 #include "nodes/socket_types.h"
 
@@ -121,8 +122,12 @@ class SaveVideo : public graph::Node {
     return {};
   }
 
-  // Writes a file from its input; holds nothing after.
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // Writes a file from its frames' 8-bit copy; holds nothing after.
+  bool plan(const graph::Values&, plan::PlanContext& plan) const override {
+    if (const plan::PlannedValue* video = plan.input("video"))
+      plan.hold(plan::PlannedValue{}, plan::eight_bit_copy_bytes(*video));
+    return true;
+  }
 };
 
 void register_video_nodes(graph::NodeRegistry& registry) {

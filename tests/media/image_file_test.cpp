@@ -15,6 +15,7 @@ extern "C" {
 #include "core/error.h"
 #include "media/embedded_metadata.h"
 #include "media/output_files.h"
+#include "media/video_writer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -206,3 +207,34 @@ TEST(JpegEncoder, RoundTripsThroughTheDecoderCloseToTheInput) {
 
 }  // namespace
 }  // namespace wan::media
+
+// The planner sizes image inputs from their headers: PNG, JPEG and WebP give the frames and
+// pixels load_image decodes to, and a file that is not an image is the same LoadError.
+TEST(ProbeImage, HeadersGiveTheDecodedSize) {
+  at::manual_seed(3);
+  const at::Tensor rgb8 = (at::rand({37, 53, 3}) * 255).to(at::kByte);
+  const fs::path png = temp_file("probe.png"), jpeg = temp_file("probe.jpg"),
+                 webp = temp_file("probe.webp");
+  {
+    const auto bytes = encode_rgba_png(at::cat({rgb8, at::full({37, 53, 1}, 255, at::kByte)}, 2), "test");
+    std::ofstream(png, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    const auto j = encode_jpeg(rgb8, 90, "test");
+    std::ofstream(jpeg, std::ios::binary).write(reinterpret_cast<const char*>(j.data()), j.size());
+    std::vector<uint8_t> rgba(37 * 53 * 4, 255);
+    uint8_t* encoded = nullptr;
+    const size_t size = WebPEncodeLosslessRGBA(rgba.data(), 53, 37, 53 * 4, &encoded);
+    std::ofstream(webp, std::ios::binary).write(reinterpret_cast<const char*>(encoded), size);
+    WebPFree(encoded);
+  }
+  for (const fs::path& file : {png, jpeg, webp, fs::path(tiny_path("inputs/i2v_image.png"))}) {
+    SCOPED_TRACE(file.string());
+    const ImageExtent extent = probe_image(file.string());
+    const at::Tensor image = load_image(file.string()).image;
+    EXPECT_EQ(extent.frames, image.size(0));
+    EXPECT_EQ(extent.height * extent.width, image.size(1) * image.size(2));
+  }
+  const fs::path bad = temp_file("probe_bad.png");
+  std::ofstream(bad) << "hello";
+  EXPECT_THROW(probe_image(bad.string()), wan::LoadError);
+  for (const auto& f : {png, jpeg, webp, bad}) fs::remove(f);
+}

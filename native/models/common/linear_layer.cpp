@@ -4,21 +4,26 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 namespace wan::models {
 
-namespace {
-// Shape without storage: a view of one shared zero.
-at::Tensor placeholder(at::IntArrayRef shape) {
-  static const at::Tensor zero = at::zeros({1}, at::kFloat);
+at::Tensor unloaded_tensor(at::IntArrayRef shape, at::ScalarType dtype) {
+  // One shared zero per dtype: a model of thousands of layers holds a few bytes until loaded.
+  static std::mutex mutex;
+  static std::map<at::ScalarType, at::Tensor> zeros;
+  std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& zero = zeros[dtype];
+  if (!zero.defined()) zero = at::zeros({1}, dtype);
   return zero.expand(shape);
 }
-}  // namespace
 
 LinearLayerImpl::LinearLayerImpl(int64_t in_features, int64_t out_features, bool with_bias) {
-  weight = register_parameter("weight", placeholder({out_features, in_features}),
+  weight = register_parameter("weight", unloaded_tensor({out_features, in_features}),
                               /*requires_grad=*/false);
-  if (with_bias) bias = register_parameter("bias", placeholder({out_features}), /*requires_grad=*/false);
+  if (with_bias)
+    bias = register_parameter("bias", unloaded_tensor({out_features}), /*requires_grad=*/false);
 }
 
 bool is_unloaded(const at::Tensor& tensor) {

@@ -21,6 +21,10 @@ class LinearLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LinearLayer);
 
+// A parameter's shape with no storage of its own (a view of one zero of `dtype`, every stride
+// 0), for any layer whose weights load_weights sets later (the T5's, the VAE's convolutions).
+at::Tensor unloaded_tensor(at::IntArrayRef shape, at::ScalarType dtype = at::kFloat);
+
 // Whether `tensor` is such a placeholder: more than one element, every stride 0.
 bool is_unloaded(const at::Tensor& tensor);
 

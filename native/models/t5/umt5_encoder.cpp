@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "models/common/attention.h"
 #include "models/common/block_visit.h"
+#include "models/common/linear_layer.h"
 #include "models/common/weight_cast.h"
 
 namespace wan::models {
@@ -120,14 +121,15 @@ bool Umt5Config::operator==(const Umt5Config& o) const {
 
 // ---- Leaf modules ----------------------------------------------------------------------------
 
-// Parameters are allocated uninitialised: load_weights replaces every one of them, and untouched
-// pages of a large allocation cost no memory until then.
+// Matrices and embeddings are registered with their shapes and no storage (unloaded_tensor):
+// load_weights replaces every one of them. Allocated uninitialised, they cost no resident pages
+// but were counted as the whole model in CPU memory while it loaded (11.4 GB for UMT5-XXL).
 T5LinearImpl::T5LinearImpl(int64_t in_features, int64_t out_features,
                            const Umt5EncoderOptions& options)
     : compute_dtype_(options.dtype()),
       matmul_(options.matmul()),
       upcast_rows_(std::max<int64_t>(1, options.upcast_rows())) {
-  weight = register_parameter("weight", at::empty({out_features, in_features}, options.dtype()),
+  weight = register_parameter("weight", unloaded_tensor({out_features, in_features}, options.dtype()),
                               /*requires_grad=*/false);
 }
 
@@ -170,7 +172,7 @@ at::Tensor T5LayerNormImpl::forward(const at::Tensor& x) {
 }
 
 T5EmbeddingImpl::T5EmbeddingImpl(int64_t count, int64_t dim, at::ScalarType dtype) {
-  weight = register_parameter("weight", at::empty({count, dim}, dtype), /*requires_grad=*/false);
+  weight = register_parameter("weight", unloaded_tensor({count, dim}, dtype), /*requires_grad=*/false);
 }
 
 at::Tensor T5EmbeddingImpl::forward(const at::Tensor& ids) { return at::embedding(weight, ids); }

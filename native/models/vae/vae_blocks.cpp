@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "models/common/attention.h"
+#include "models/common/linear_layer.h"
 
 namespace wan::models::vae {
 namespace {
@@ -38,8 +39,9 @@ CausalSlot& FeatureCache::next() {
 
 CausalConv3dImpl::CausalConv3dImpl(const CausalConv3dOptions& options) : options_(options) {
   const auto& k = options_.kernel();
+  // No storage until load_weights sets the checkpoint's kernel (unloaded_tensor).
   weight = register_parameter(
-      "weight", at::empty({options_.out_channels(), options_.in_channels(), k[0], k[1], k[2]}));
+      "weight", unloaded_tensor({options_.out_channels(), options_.in_channels(), k[0], k[1], k[2]}));
   bias = register_parameter("bias", at::zeros({options_.out_channels()}));
 }
 
