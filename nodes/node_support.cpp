@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <mutex>
+#include <set>
 
 #include "core/error.h"
 #include "core/path_rules.h"
@@ -75,12 +77,18 @@ std::string input_path(const plan::PlanContext& plan, const std::string& name) {
 
 std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& plan,
                                                       const std::string& name,
-                                                      int64_t frame_load_cap) {
+                                                      std::optional<int64_t> frame_load_cap) {
   const std::string path = input_path(plan, name);
   try {
-    return media::probe_video(path, frame_load_cap);
+    if (!frame_load_cap) return media::probe_image(path);
+    return media::probe_video(path, *frame_load_cap);
   } catch (const std::exception& e) {
-    spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), e.what());
+    // Once per file: placement auto plans a prompt many times.
+    static std::mutex mutex;
+    static std::set<std::string> warned;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (warned.insert(path).second)
+      spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), e.what());
     return std::nullopt;
   }
 }

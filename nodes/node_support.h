@@ -40,11 +40,12 @@ std::string input_path(const graph::RunContext& run, const std::string& name);
 // The same for a node's plan(), from the planner's folders.
 std::string input_path(const plan::PlanContext& plan, const std::string& name);
 
-// The frames an image input (LoadImage, WanLoadImageFrames) will decode to, from the files'
-// headers; none, with a warning naming the file, when they cannot be read before the run.
+// The frames an image input will decode to, from the files' headers: one image file (LoadImage;
+// no frame_load_cap) or a frames spec (WanLoadImageFrames). None, with a warning naming the file
+// once per process, when they cannot be read before the run.
 std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& plan,
                                                       const std::string& name,
-                                                      int64_t frame_load_cap);
+                                                      std::optional<int64_t> frame_load_cap);
 
 // An output node's ComfyUI `ui`: {"images": [{"filename", "subfolder", "type"}...]} and, for
 // animations and videos, "animated": [true].

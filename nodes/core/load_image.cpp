@@ -25,7 +25,7 @@ class LoadImage : public graph::Node {
   // IMAGE (float32 RGB) and MASK (float32) of the file's frames, sized from its header. Decoding
   // holds the RGBA bytes and both float32 steps of the conversion at once: 28 bytes a pixel.
   bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
-    const auto extent = planned_image_input(plan, in.string("image"), 0);
+    const auto extent = planned_image_input(plan, in.string("image"), std::nullopt);
     if (!extent) return true;
     const int64_t pixels = extent->frames * extent->height * extent->width;
     plan::PlannedValue image, mask;
