@@ -10,7 +10,10 @@ extern "C" {
 #include <csetjmp>
 #include <cstdlib>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -422,17 +425,46 @@ std::pair<uint32_t, uint32_t> jpeg_frame_size(const uint8_t* data, size_t size) 
 
 }  // namespace
 
+namespace {
+
+// The first `count` bytes of the regular file `path` (all of a shorter one).
+std::string read_head(const std::string& path, size_t count) {
+  const uint64_t size = io::require_regular_file(path, kMaxImageFileBytes);
+  std::string head(static_cast<size_t>(std::min<uint64_t>(size, count)), '\0');
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(head.data(), static_cast<std::streamsize>(head.size())))
+    throw LoadError(path + ": cannot read the image header");
+  return head;
+}
+
+}  // namespace
+
 ImageExtent probe_image(const std::string& path) {
-  const std::string bytes = io::read_regular_file(path, kMaxImageFileBytes);
+  // The planner probes every input on each of the plans placement auto makes: read the header
+  // only, and the whole file only where the size is not in its first bytes (a JPEG whose
+  // metadata comes first, an animated WebP's frame count).
+  constexpr size_t kHeadBytes = 64 << 10;
+  std::string bytes = read_head(path, kHeadBytes);
+  const bool whole = bytes.size() < kHeadBytes;
   const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  const size_t size = bytes.size();
+  size_t size = bytes.size();
+  auto read_whole = [&] {
+    if (whole) return;
+    bytes = io::read_regular_file(path, kMaxImageFileBytes);
+    data = reinterpret_cast<const uint8_t*>(bytes.data());
+    size = bytes.size();
+  };
   ImageExtent out;
   if (size >= 24 && std::memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 &&
       std::memcmp(data + 12, "IHDR", 4) == 0) {
     out.width = big_endian(data + 16, 4);
     out.height = big_endian(data + 20, 4);
   } else if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
-    const auto [h, w] = jpeg_frame_size(data, size);
+    auto [h, w] = jpeg_frame_size(data, size);
+    if (h == 0 && w == 0) {
+      read_whole();
+      std::tie(h, w) = jpeg_frame_size(data, size);
+    }
     out.height = h;
     out.width = w;
   } else if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
@@ -441,8 +473,9 @@ ImageExtent probe_image(const std::string& path) {
       throw LoadError(path + ": not a valid WebP file (bad header)");
     out.width = features.width;
     out.height = features.height;
-    WebPData webp{data, size};
     if (features.has_animation) {
+      read_whole();
+      WebPData webp{data, size};
       if (WebPDemuxer* demux = WebPDemux(&webp)) {
         out.width = WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH);
         out.height = WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);

@@ -264,38 +264,41 @@ std::vector<std::string> list_frame_files(const std::string& spec) {
   return files;
 }
 
-at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
-  if (frame_load_cap < 0)
-    throw ValidationError("LoadVideo: frame_load_cap is " + std::to_string(frame_load_cap) +
-                          "; use 0 for all frames or a positive count.");
+namespace {
+
+// The image files `spec` stands for (a glob, a folder, or one image file), or none for a video
+// file; LoadError as load_video gives for a spec that names nothing readable.
+std::optional<std::vector<std::string>> image_files_of(const std::string& spec) {
   if (is_glob(spec) || fs::is_directory(spec)) {
     std::vector<std::string> files = list_frame_files(spec);
     if (files.empty())
       throw LoadError(spec + ": no frame files found" +
                       (is_glob(spec) ? std::string(" matching the pattern")
                                      : std::string(" (.png, .jpg, .jpeg, .webp) in the folder")));
-    return load_frame_files(files, frame_load_cap);
+    return files;
   }
   if (!fs::exists(spec)) throw LoadError(spec + ": no such video file, folder or pattern");
   io::require_regular_file(spec, UINT64_MAX);  // a FIFO or a device would block the readers
-  if (looks_like_image(spec)) return load_frame_files({spec}, frame_load_cap);
+  if (looks_like_image(spec)) return std::vector<std::string>{spec};
+  return std::nullopt;
+}
+
+}  // namespace
+
+at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
+  if (frame_load_cap < 0)
+    throw ValidationError("LoadVideo: frame_load_cap is " + std::to_string(frame_load_cap) +
+                          "; use 0 for all frames or a positive count.");
+  if (const auto files = image_files_of(spec)) return load_frame_files(*files, frame_load_cap);
   return decode_video_file(spec, frame_load_cap);
 }
 
 std::optional<ImageExtent> probe_video(const std::string& spec, int64_t frame_load_cap) {
-  std::vector<std::string> files;
-  if (is_glob(spec) || fs::is_directory(spec)) {
-    files = list_frame_files(spec);
-    if (files.empty()) throw LoadError(spec + ": no frame files found");
-  } else {
-    if (!fs::exists(spec)) throw LoadError(spec + ": no such video file, folder or pattern");
-    io::require_regular_file(spec, UINT64_MAX);
-    if (!looks_like_image(spec)) return std::nullopt;
-    files = {spec};
-  }
+  const auto files = image_files_of(spec);
+  if (!files) return std::nullopt;
   ImageExtent out;
   out.frames = 0;
-  for (const auto& file : files) {
+  for (const auto& file : *files) {
     const ImageExtent frame = probe_image(file);
     if (out.frames == 0) {
       out.height = frame.height;

@@ -226,7 +226,17 @@ TEST(ProbeImage, HeadersGiveTheDecodedSize) {
     std::ofstream(webp, std::ios::binary).write(reinterpret_cast<const char*>(encoded), size);
     WebPFree(encoded);
   }
-  for (const fs::path& file : {png, jpeg, webp, fs::path(tiny_path("inputs/i2v_image.png"))}) {
+  // A JPEG whose frame header comes after 64 KiB of comment: the probe reads past its header read.
+  const fs::path late_jpeg = temp_file("probe_late.jpg");
+  {
+    std::vector<uint8_t> j = encode_jpeg(rgb8, 90, "test");
+    std::vector<uint8_t> comment = {0xFF, 0xFE, 0xFF, 0xFF};  // COM, length 65535
+    comment.resize(2 + 65535, 'x');
+    j.insert(j.begin() + 2, comment.begin(), comment.end());
+    std::ofstream(late_jpeg, std::ios::binary).write(reinterpret_cast<const char*>(j.data()), j.size());
+  }
+  for (const fs::path& file :
+       {png, jpeg, late_jpeg, webp, fs::path(tiny_path("inputs/i2v_image.png"))}) {
     SCOPED_TRACE(file.string());
     const ImageExtent extent = probe_image(file.string());
     const at::Tensor image = load_image(file.string()).image;
@@ -236,5 +246,5 @@ TEST(ProbeImage, HeadersGiveTheDecodedSize) {
   const fs::path bad = temp_file("probe_bad.png");
   std::ofstream(bad) << "hello";
   EXPECT_THROW(probe_image(bad.string()), wan::LoadError);
-  for (const auto& f : {png, jpeg, webp, bad}) fs::remove(f);
+  for (const auto& f : {png, jpeg, late_jpeg, webp, bad}) fs::remove(f);
 }
