@@ -25,21 +25,12 @@ class WanLoadImageFrames : public graph::Node {
     return {media::load_video(input_path(run, in.string("frames")), in.integer("frame_load_cap"))};
   }
 
-  // The frames as IMAGE (float32 RGB), sized from the image files' headers: each decoded frame
-  // is held until they are joined (twice the IMAGE at the end), the last one's decoding beside
-  // them (28 bytes a pixel, as LoadImage). A video file's frames are known only by decoding it:
-  // not counted (docs/memory_plan.md).
+  // The frames as IMAGE, sized from the image files' headers or the video file's container
+  // (hold_loaded_frames). A video that declares no frame count or duration is not counted
+  // (docs/memory_plan.md).
   bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
     const auto extent = planned_image_input(plan, in.string("frames"), in.integer("frame_load_cap"));
-    if (!extent) return true;
-    const int64_t frame = extent->height * extent->width;
-    plan::PlannedValue images;
-    images.shape.frames = extent->frames;
-    images.shape.height = extent->height;
-    images.shape.width = extent->width;
-    images.cpu_bytes = 12 * extent->frames * frame;
-    plan.hold(images, std::max(2 * images.cpu_bytes, images.cpu_bytes + 16 * frame));
-    plan.set_output(0, images);
+    if (extent) plan.set_output(0, hold_loaded_frames(plan, *extent));
     return true;
   }
 };

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -79,18 +80,36 @@ std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& p
                                                       const std::string& name,
                                                       std::optional<int64_t> frame_load_cap) {
   const std::string path = input_path(plan, name);
-  try {
-    if (!frame_load_cap) return media::probe_image(path);
-    return media::probe_video(path, *frame_load_cap);
-  } catch (const std::exception& e) {
-    // Once per file: placement auto plans a prompt many times.
+  // Once per file: placement auto plans a prompt many times.
+  auto warn_once = [&](const std::string& why) {
     static std::mutex mutex;
     static std::set<std::string> warned;
     std::lock_guard<std::mutex> lock(mutex);
     if (warned.insert(path).second)
-      spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), e.what());
+      spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), why);
+  };
+  try {
+    if (!frame_load_cap) return media::probe_image(path);
+    auto extent = media::probe_video(path, *frame_load_cap);
+    if (!extent) warn_once(path + ": the video declares no frame count or duration");
+    return extent;
+  } catch (const std::exception& e) {
+    warn_once(e.what());
     return std::nullopt;
   }
+}
+
+plan::PlannedValue hold_loaded_frames(plan::PlanContext& plan, const media::ImageExtent& extent) {
+  const int64_t frame = extent.height * extent.width;
+  plan::PlannedValue images;
+  images.shape.frames = extent.frames;
+  images.shape.height = extent.height;
+  images.shape.width = extent.width;
+  images.cpu_bytes = 12 * extent.frames * frame;
+  plan.hold(images, extent.video_file
+                        ? 15 * extent.frames * frame
+                        : std::max(2 * images.cpu_bytes, images.cpu_bytes + 16 * frame));
+  return images;
 }
 
 nlohmann::json ui_files(const std::vector<media::SavedOutput>& saved, const std::string& type,

@@ -46,6 +46,12 @@ std::string input_path(const plan::PlanContext& plan, const std::string& name);
 std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& plan,
                                                       const std::string& name,
                                                       std::optional<int64_t> frame_load_cap);
+// What media::load_video holds making `extent`'s IMAGE (float32 RGB), counted as held from now
+// on: image files each decoded frame until they are joined (twice the IMAGE at the end), the
+// last one's decoding beside them (28 bytes a pixel, as LoadImage); a video file its RGB24 frames,
+// stacked, then the IMAGE made from them (15 bytes a pixel at once; the decoder's own buffers
+// are libav's, not counted). Returns the IMAGE's planned value.
+plan::PlannedValue hold_loaded_frames(plan::PlanContext& plan, const media::ImageExtent& extent);
 
 // An output node's ComfyUI `ui`: {"images": [{"filename", "subfolder", "type"}...]} and, for
 // animations and videos, "animated": [true].

@@ -98,11 +98,12 @@ _configured = False
 
 
 def configure(models_dir=None, output_dir=None, input_dir=None, device=None, vram=None,
-              reserve=None):
+              reserve=None, page_lock=None):
     """Run settings for the native nodes; creates the process's device manager.
 
     Unset arguments come from ComfyUI (its models/output/input folders) when this runs inside
-    it, else from WAN_MODELS_DIR, WAN_OUTPUT_DIR, WAN_INPUT_DIR, WAN_DEVICE, WAN_VRAM, WAN_RESERVE.
+    it, else from WAN_MODELS_DIR, WAN_OUTPUT_DIR, WAN_INPUT_DIR, WAN_DEVICE, WAN_VRAM, WAN_RESERVE,
+    WAN_PAGE_LOCK (CPU memory `stream` may page-lock on CUDA; default half of physical memory).
     """
     global _configured
     fp = _folder_paths()
@@ -126,6 +127,7 @@ def configure(models_dir=None, output_dir=None, input_dir=None, device=None, vra
         device=device,
         vram=vram,
         reserve=reserve or env("WAN_RESERVE") or None,
+        page_lock=page_lock or env("WAN_PAGE_LOCK") or None,
     )
     _configured = True
     log.info("wan-native: compute device %s", _native.settings()["device"])
@@ -226,7 +228,7 @@ def _comfy_message(message):
                                                                  " or a smaller weight dtype")
     message = message.replace(", a smaller size", " or a smaller size")
     for flag, variable in (("--vram", "WAN_VRAM"), ("--reserve", "WAN_RESERVE"),
-                           ("--device", "WAN_DEVICE")):
+                           ("--page-lock", "WAN_PAGE_LOCK"), ("--device", "WAN_DEVICE")):
         message = message.replace(flag, variable)
     return message
 

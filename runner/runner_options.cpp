@@ -48,6 +48,10 @@ const std::vector<Flag>& flags() {
        [](RunnerOptions& o, const std::string& v) { o.vram = v; }},
       {"--reserve", "SIZE", "memory the runtime itself holds on the card (default 0.5GiB)",
        [](RunnerOptions& o, const std::string& v) { o.reserve = v; }},
+      {"--page-lock", "SIZE",
+       "CPU memory `stream` may page-lock on CUDA so that block copies overlap compute (default: "
+       "half of physical memory; 0: none, the copies are then pageable)",
+       [](RunnerOptions& o, const std::string& v) { o.page_lock = v; }},
       {"--plan", nullptr,
        "predict the memory timeline from file headers and run nothing heavy; exit 3 when it "
        "foresees an out-of-memory",
@@ -133,6 +137,7 @@ device::ComputeDeviceOptions RunnerOptions::device_options() const {
   options.device = device;
   if (!vram.empty()) options.vram = device::parse_size(vram);
   if (!reserve.empty()) options.reserve = device::parse_size(reserve);
+  if (!page_lock.empty()) options.page_lock = device::parse_size(page_lock);
   return options;
 }
 

@@ -27,6 +27,7 @@ struct RunnerOptions {
   std::string device = "auto";
   std::string vram;     // --vram text; empty = the device's own size
   std::string reserve;  // --reserve text; empty = kDefaultReserve
+  std::string page_lock;  // --page-lock text; empty = device::default_page_lock()
   bool plan = false;
   std::string preset;            // --preset: official checkpoint shapes for --plan
   std::filesystem::path report;  // --report FILE.json (+ FILE.svg)

@@ -122,8 +122,8 @@ std::string server_usage() {
          "                         every socket at least this often (default 5; 0: never)\n"
          "\n"
          "Engine flags as wan-run's: --models DIR (required), --output DIR, --input DIR,\n"
-         "--temp DIR, --device auto|cpu|cuda[:N], --vram SIZE, --reserve SIZE, --threads N,\n"
-         "--disable-metadata, --verbose.\n";
+         "--temp DIR, --device auto|cpu|cuda[:N], --vram SIZE, --reserve SIZE, --page-lock SIZE,\n"
+         "--threads N, --disable-metadata, --verbose.\n";
   return out.str();
 }
 

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "device/cuda_backend.h"
@@ -50,6 +51,11 @@ int64_t unit_multiplier(const std::string& unit) {
 }
 
 }  // namespace
+
+int64_t default_page_lock() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page / 2 : 0;
+}
 
 int64_t parse_size(const std::string& text) {
   const std::string bad = "size '" + text +

@@ -25,6 +25,11 @@ inline constexpr int64_t kDefaultReserve = kGiB / 2;
 // before the unit; fractional bytes round down. Throws wan::ValidationError naming `text`.
 int64_t parse_size(const std::string& text);
 
+// What `stream` page-locks when --page-lock is not given: half of the machine's physical memory.
+// Locked pages cannot be reclaimed or swapped, and the mapped weights' page cache, the models
+// computing on the CPU and everything else need the rest (a 14B fp16 DiT streams 28 GB).
+int64_t default_page_lock();
+
 enum class ComputeKind {
   kCpu,      // no accelerator and no budget: models compute in CPU memory, nothing moves
   kCuda,     // a CUDA device; memory counted by the caching allocator
@@ -36,6 +41,10 @@ struct ComputeDeviceOptions {
   std::string device = "auto";
   std::optional<int64_t> vram;        // --vram: the card's size; none = the driver's total
   int64_t reserve = kDefaultReserve;  // --reserve: held by the runtime, not usable by tensors
+  // --page-lock: CPU bytes `stream` may page-lock on CUDA over the process, whole blocks in the
+  // order they compute; none = default_page_lock(). The blocks beyond it stay pageable: their
+  // copies are still issued on the side stream, at pageable speed and synchronous on the host.
+  std::optional<int64_t> page_lock;
 };
 
 class ComputeDevice {

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "core/error.h"
+#include "device/tracking_allocator.h"
 
 #ifdef WAN_WITH_CUDA
 #include <ATen/Context.h>
@@ -11,6 +12,7 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <ATen/ops/from_blob.h>
 #include <cuda_runtime_api.h>
 
 #include <map>
@@ -133,7 +135,20 @@ void wait_for_copies(const std::shared_ptr<void>& copies_done, int index,
     if (tensor.defined() && tensor.is_cuda()) tensor.record_stream(current.unwrap());
 }
 
-at::Tensor pinned_copy(const at::Tensor& cpu) { return cpu.is_pinned() ? cpu : cpu.pin_memory(); }
+at::Tensor page_locked_buffer(int64_t bytes) {
+  ensure_allocator();
+  void* data = nullptr;
+  C10_CUDA_CHECK(cudaHostAlloc(&data, static_cast<size_t>(bytes), cudaHostAllocDefault));
+  TrackingAllocator::count_external(MemoryPool::kHost, bytes);
+  return at::from_blob(
+      data, {bytes},
+      [bytes](void* memory) {
+        // Waits for copies still reading it (cudaFreeHost synchronizes).
+        cudaFreeHost(memory);
+        TrackingAllocator::count_external(MemoryPool::kHost, -bytes);
+      },
+      at::TensorOptions().dtype(at::kByte));
+}
 
 #else  // CPU-only LibTorch
 
@@ -158,7 +173,7 @@ CopyStreamScope::CopyStreamScope(int) { no_cuda(); }
 CopyStreamScope::~CopyStreamScope() = default;
 std::shared_ptr<void> record_copies(int) { no_cuda(); }
 void wait_for_copies(const std::shared_ptr<void>&, int, const std::vector<at::Tensor>&) { no_cuda(); }
-at::Tensor pinned_copy(const at::Tensor&) { no_cuda(); }
+at::Tensor page_locked_buffer(int64_t) { no_cuda(); }
 
 #endif
 

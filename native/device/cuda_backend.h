@@ -52,7 +52,9 @@ std::shared_ptr<void> record_copies(int index);
 // reuses their memory, once they drop, only after that stream has passed its work on them.
 void wait_for_copies(const std::shared_ptr<void>& copies_done, int index,
                      const std::vector<at::Tensor>& tensors);
-// A page-locked copy of a CPU tensor: what a host-to-device copy can read asynchronously.
-at::Tensor pinned_copy(const at::Tensor& cpu);
+// `bytes` of page-locked CPU memory (cudaHostAlloc, exactly that size) as a uint8 tensor: what
+// a host-to-device copy can read asynchronously. Counted as CPU memory of the host pool while it
+// lives (TrackingAllocator::count_external), as CUDA's host allocator is not the tracked one.
+at::Tensor page_locked_buffer(int64_t bytes);
 
 }  // namespace wan::device::cuda_backend

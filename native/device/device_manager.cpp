@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "device/block_packing.h"
 #include "device/cuda_backend.h"
 #include "device/out_of_memory_message.h"
 #include "models/common/activation_parking.h"
@@ -300,6 +301,7 @@ at::Tensor ComputeLease::to_cpu(const at::Tensor& tensor) const {
 
 DeviceManager::DeviceManager(const ComputeDeviceOptions& options)
     : compute_(std::make_unique<ComputeDevice>(options)),
+      page_lock_limit_(options.page_lock.value_or(default_page_lock())),
       ledger_(
           [this] {
             return MemorySample{memory(), models()};
@@ -390,29 +392,46 @@ void DeviceManager::pin_streamed_blocks(ModelRecord& record) {
   at::NoGradGuard no_grad;
   const auto start = std::chrono::steady_clock::now();
   int64_t pinned = 0, total = 0;
+  bool limited = false;
   std::string failure;
+  // One buffer per block (block_packing.h: a page-locked copy per tensor would lock about 1.53
+  // times the bytes). Past the limit, or after a failure, the later blocks stay pageable.
   for (auto* block : streamed_blocks(*record.module, record.resident_blocks)) {
+    std::vector<WeightSlot> slots;
+    std::vector<at::Tensor> data;
     for (auto& slot : weight_slots(*block)) {
-      const at::Tensor data = slot.handle.variable_data();
-      total += tensor_bytes(data);
-      if (!failure.empty() || !data.device().is_cpu()) continue;
-      try {
-        slot.handle.set_data(cuda_backend::pinned_copy(data));
-        pinned += tensor_bytes(data);
-      } catch (const std::exception& e) {
-        failure = e.what();
-      }
+      at::Tensor tensor = slot.handle.variable_data();
+      total += tensor_bytes(tensor);
+      if (!tensor.device().is_cpu()) continue;
+      slots.push_back(slot);
+      data.push_back(std::move(tensor));
+    }
+    const int64_t bytes = packed_bytes(data);
+    if (page_locked_ + bytes > page_lock_limit_) limited = true;
+    if (limited || !failure.empty() || data.empty()) continue;
+    try {
+      const auto locked = pack_tensors(data, cuda_backend::page_locked_buffer);
+      for (size_t i = 0; i < slots.size(); ++i) slots[i].handle.set_data(locked[i]);
+      pinned += bytes;
+      page_locked_ += bytes;
+    } catch (const std::exception& e) {
+      failure = e.what();
     }
   }
-  if (failure.empty()) {
-    spdlog::info("{}: page-locked {} of streamed blocks in CPU memory in {:.2f} s, so their "
-                 "copies to {} overlap compute",
-                 record.name, format_bytes(pinned), seconds_since(start), compute_->name());
-  } else {
+  if (!failure.empty()) {
     spdlog::warn("{}: page-locked {} of {} of streamed blocks, then: {}; the other blocks' copies "
                  "to {} do not overlap compute",
                  record.name, format_bytes(pinned), format_bytes(total),
                  failure.substr(0, failure.find('\n')), compute_->name());
+  } else if (limited) {
+    spdlog::info("{}: page-locked {} of {} of streamed blocks in CPU memory in {:.2f} s "
+                 "(--page-lock {}, {} locked in all); the other blocks' copies to {} are pageable",
+                 record.name, format_bytes(pinned), format_bytes(total), seconds_since(start),
+                 format_bytes(page_lock_limit_), format_bytes(page_locked_), compute_->name());
+  } else {
+    spdlog::info("{}: page-locked {} of streamed blocks in CPU memory in {:.2f} s, so their "
+                 "copies to {} overlap compute",
+                 record.name, format_bytes(pinned), seconds_since(start), compute_->name());
   }
 }
 

@@ -150,12 +150,15 @@ class DeviceManager {
   std::vector<at::Tensor> copy_in(ModelRecord& record, std::vector<WeightSlot>& slots,
                                   const std::string& node_label, bool non_blocking = false);
   // `stream` on CUDA, once per model: the streamed blocks' CPU tensors become page-locked
-  // copies (what a copy that overlaps compute reads); a failure is logged, not thrown.
+  // copies (what a copy that overlaps compute reads), block by block while page_lock_limit_
+  // allows; a failure is logged, not thrown.
   void pin_streamed_blocks(ModelRecord& record);
   void move_out(ModelRecord& record);
   void end_lease(ModelRecord& record);
 
   std::unique_ptr<ComputeDevice> compute_;
+  int64_t page_lock_limit_ = 0;  // ComputeDeviceOptions::page_lock, or its default
+  int64_t page_locked_ = 0;                 // by pin_streamed_blocks, over the models
   MemoryLedger ledger_;
   mutable std::mutex mutex_;
   std::vector<std::weak_ptr<ModelRecord>> records_;

@@ -183,6 +183,14 @@ MemoryPoolStats TrackingAllocator::stats(MemoryPool pool) {
   return stats;
 }
 
+void TrackingAllocator::count_external(MemoryPool pool, int64_t bytes) {
+  PoolCounter& counter = g_pools[static_cast<int>(pool)];
+  const int64_t now = counter.current.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+  int64_t peak = counter.peak.load(std::memory_order_relaxed);
+  while (now > peak && !counter.peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
 void TrackingAllocator::reset_peak(MemoryPool pool) {
   PoolCounter& counter = g_pools[static_cast<int>(pool)];
   counter.peak.store(counter.current.load());

@@ -7,7 +7,8 @@
 // wan::OutOfMemory before any memory is taken.
 //
 // Not counted: memory that does not come from c10's CPU allocator (memory-mapped weights, which
-// are page cache; from_blob tensors; allocations made before install()), and allocator overhead
+// are page cache; from_blob tensors; allocations made before install()) unless its owner says so
+// (count_external: the page-locked copies of `stream` on CUDA), and allocator overhead
 // (only the bytes asked for are counted, not the 64-byte header or malloc's own bookkeeping). Work
 // that ATen splits onto its intra-op thread pool charges the host pool for the rare buffers those
 // threads allocate themselves.
@@ -43,6 +44,9 @@ class TrackingAllocator {
   static bool is_installed();
 
   static MemoryPoolStats stats(MemoryPool pool);
+  // Counts `bytes` (negative: releases them) of memory another allocator holds for the pool, as
+  // the CUDA host allocator's page-locked copies are CPU memory; never over a capacity.
+  static void count_external(MemoryPool pool, int64_t bytes);
   static void reset_peak(MemoryPool pool);
   // Caps `pool` at `bytes`; `device_name` is what OutOfMemory messages call it.
   static void set_capacity(MemoryPool pool, int64_t bytes, const std::string& device_name);

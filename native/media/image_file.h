@@ -45,6 +45,8 @@ LoadedImage decode_image(const uint8_t* data, size_t size, const std::string& or
 // cannot read or a size past the limits.
 struct ImageExtent {
   int64_t frames = 1, height = 0, width = 0;
+  // Decoded from a video file's stream (load_video's decoder), not from image files.
+  bool video_file = false;
 };
 ImageExtent probe_image(const std::string& path);
 

@@ -11,6 +11,7 @@ extern "C" {
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
@@ -230,7 +231,38 @@ at::Tensor decode_video_file(const std::string& path, int64_t cap) {
   if (frames.empty()) throw LoadError(path + ": the video stream has no frames");
   spdlog::debug("load_video: {} -> {} frames {}x{} ({})", path, frames.size(), width, height,
                 codec->name);
-  return uint8_to_image(at::stack(frames));
+  // The frames go once stacked, and the float32 IMAGE is scaled in place: at most 15 bytes a
+  // pixel at once (the planned peak, WanLoadImageFrames) instead of 30.
+  at::Tensor rgb = at::stack(frames);
+  frames.clear();
+  return rgb.to(at::kFloat).div_(255.0);
+}
+
+// The extent the decoder would give, from the container's header (see probe_video).
+std::optional<ImageExtent> probe_video_file(const std::string& path, int64_t cap) {
+  const auto fmt = open_video_file(path);
+  const int index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (index < 0) throw LoadError(path + ": has no decodable video stream");
+  const AVStream* stream = fmt->streams[index];
+  ImageExtent out;
+  out.video_file = true;
+  out.width = stream->codecpar->width;
+  out.height = stream->codecpar->height;
+  out.frames = stream->nb_frames;
+  if (out.frames <= 0) {
+    AVRational rate = stream->avg_frame_rate;
+    if (rate.num <= 0 || rate.den <= 0) rate = stream->r_frame_rate;
+    double seconds = -1;
+    if (stream->duration != AV_NOPTS_VALUE && stream->duration > 0)
+      seconds = static_cast<double>(stream->duration) * av_q2d(stream->time_base);
+    else if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0)
+      seconds = static_cast<double>(fmt->duration) / AV_TIME_BASE;
+    if (seconds <= 0 || rate.num <= 0 || rate.den <= 0) return std::nullopt;
+    out.frames = static_cast<int64_t>(std::ceil(seconds * av_q2d(rate) - 1e-6));
+  }
+  if (out.width <= 0 || out.height <= 0 || out.frames <= 0) return std::nullopt;
+  if (cap > 0) out.frames = std::min(out.frames, cap);
+  return out;
 }
 
 }  // namespace
@@ -295,7 +327,7 @@ at::Tensor load_video(const std::string& spec, int64_t frame_load_cap) {
 
 std::optional<ImageExtent> probe_video(const std::string& spec, int64_t frame_load_cap) {
   const auto files = image_files_of(spec);
-  if (!files) return std::nullopt;
+  if (!files) return probe_video_file(spec, frame_load_cap);
   ImageExtent out;
   out.frames = 0;
   for (const auto& file : *files) {

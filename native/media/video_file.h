@@ -22,9 +22,11 @@ namespace wan::media {
 // named in the LoadError. Nothing matched, or no frames, is a LoadError too.
 at::Tensor load_video(const std::string& spec, int64_t frame_load_cap = 0);
 
-// What load_video(spec, frame_load_cap) gives, from the image files' headers (probe_image):
-// frames, height, width. Empty for a video file, whose frames are known only by decoding it.
-// Throws LoadError as load_video would for a spec that names nothing readable.
+// What load_video(spec, frame_load_cap) gives, without decoding: frames, height, width from the
+// image files' headers (probe_image), or from a video file's container: the stream's size and
+// its frame count where the container records one (MP4, MOV), else its duration times its
+// average frame rate, rounded up. Empty when a video file declares neither. Throws LoadError as
+// load_video would for a spec that names nothing readable.
 std::optional<ImageExtent> probe_video(const std::string& spec, int64_t frame_load_cap = 0);
 
 // The frame rate of a video file's first video stream (average, else base rate), as ComfyUI's

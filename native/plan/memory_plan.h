@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct PlanOptions {
   // "t2v-14B", "i2v-14B", "flf2v-14B", "vace-1.3B", "vace-14B".
   std::string preset;
   device::ComputeDeviceOptions device;
+  // Whether `stream` page-locks its streamed blocks in CPU memory (counted from the first lease
+  // on: docs/memory.md). Unset: as the planned device does, which is CUDA only; a table of what
+  // fits CUDA cards sets it to plan them on the virtual accelerator.
+  std::optional<bool> page_locked_streaming;
 };
 
 // One node of the predicted timeline (the same quantities as the memory ledger's stages).

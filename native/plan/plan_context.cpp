@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "device/block_packing.h"
 #include "device/out_of_memory_message.h"
 #include "plan/memory_plan.h"
 
@@ -126,6 +127,31 @@ void PlanContext::move_in(ModelPlan& m) {
   current_->bytes_in += moved;
 }
 
+void PlanContext::page_lock_streamed_blocks(ModelPlan& m) {
+  // Each streamed block's tensors are copied into one page-locked buffer, held from now on, in
+  // the order the blocks compute (as the tensors list them) while the limit allows; a converted
+  // original (an allocation, not a view of the mapped file) is freed once its copy replaces it.
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<int64_t, int64_t>> blocks;  // block -> packed, freed bytes
+  for (size_t i = 0; i < m.tensors.size(); ++i) {
+    if (!visits_with_block(m, m.tensors[i].first)) continue;
+    const std::string block = block_of(m.tensors[i].first);
+    auto [it, added] = blocks.try_emplace(block, 0, 0);
+    if (added) order.push_back(block);
+    it->second.first += device::packed_size(m.tensors[i].second);
+    if (m.load_transient_bytes < 0 || (i < m.converted.size() && m.converted[i]))
+      it->second.second += m.tensors[i].second;
+  }
+  m.page_locked = true;
+  for (const auto& block : order) {
+    const auto [locked, freed] = blocks[block];
+    if (page_lock_limit_ >= 0 && page_locked_ + locked > page_lock_limit_) break;
+    page_locked_ += locked;
+    cpu_held_ += locked - freed;
+  }
+  note(0, 0, "");
+}
+
 bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
                         int64_t inputs_on_device, int64_t passes, int64_t tokens) {
   if (computes_on_device(m) && !m.on_device) {
@@ -133,6 +159,7 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
     if (oom_) return false;
   }
   const bool on_dev = computes_on_device(m);
+  if (on_dev && streams(m) && page_locks_streamed_blocks_ && !m.page_locked) page_lock_streamed_blocks(m);
   if (on_dev && streams(m)) {
     // The visited block and the one brought in ahead of it (taken as the largest).
     const int64_t streamed = m.blocks - m.resident_blocks;

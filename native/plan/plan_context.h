@@ -52,6 +52,9 @@ struct ModelPlan {
   // the dtype they are kept in stay views of the page cache (docs/memory.md "Not counted"); only
   // converted ones (fp8 -> bf16, fp32 -> bf16, ...) are allocations.
   int64_t cpu_bytes = 0;
+  // Which of `tensors` are such allocations (same order; empty: none, unless
+  // load_transient_bytes is -1, when all are).
+  std::vector<bool> converted;
   // What loading holds beyond cpu_bytes for a moment: a dequantized fp8 weight's float32
   // temporaries (the largest such weight). -1: the whole model, read as a copy (formats whose
   // tensors are not views of the file).
@@ -77,6 +80,9 @@ struct ModelPlan {
   int64_t upcast_bytes = 0;
   // VACE: the stream not computing parks in CPU memory (LoadDiT's vace_activations cpu).
   bool park_vace = false;
+  // `stream` on CUDA: the streamed blocks' CPU tensors were replaced by page-locked copies at
+  // the first lease (the device manager's pin_streamed_blocks).
+  bool page_locked = false;
   // CLIP
   int64_t clip_width = 1280, clip_mlp = 5120, clip_heads = 16, clip_layers = 31;
 };
@@ -112,6 +118,15 @@ class PlanContext {
     input_dir_ = std::move(input_dir);
     output_dir_ = std::move(output_dir);
   }
+  // Whether `stream` page-locks the streamed blocks in CPU memory at a model's first lease, as
+  // the device manager does on CUDA (so their copies overlap compute): held from then on, whole
+  // blocks in order while the process's total stays within `limit` (-1: no limit; the device
+  // manager's default is device::default_page_lock()).
+  void set_page_lock(bool on, int64_t limit = -1) {
+    page_locks_streamed_blocks_ = on;
+    page_lock_limit_ = limit;
+  }
+  bool page_locks_streamed_blocks() const { return page_locks_streamed_blocks_; }
   bool accelerator() const { return accelerator_; }
   const std::string& device_name() const { return device_name_; }
   const std::string& node_label() const { return label_; }  // "Sample (node 7)"
@@ -166,6 +181,7 @@ class PlanContext {
  private:
   void note(int64_t device_extra, int64_t cpu_extra, const std::string& what);
   void move_in(ModelPlan& model);
+  void page_lock_streamed_blocks(ModelPlan& model);
   bool streams(const ModelPlan& model) const {
     return model.placement == device::Placement::kStream;
   }
@@ -174,6 +190,8 @@ class PlanContext {
   std::filesystem::path input_dir_, output_dir_;
   std::string preset_;
   bool accelerator_ = false;
+  bool page_locks_streamed_blocks_ = false;
+  int64_t page_lock_limit_ = -1, page_locked_ = 0;
   std::string device_name_;
   int64_t capacity_ = -1;
 

@@ -57,11 +57,14 @@ void count_converted(ModelPlan& model, const std::vector<io::TensorInfo>& file,
   }
   model.cpu_bytes = 0;
   model.load_transient_bytes = 0;
-  for (const auto& [key, bytes] : model.tensors) {
+  model.converted.assign(model.tensors.size(), false);
+  for (size_t i = 0; i < model.tensors.size(); ++i) {
+    const auto& [key, bytes] = model.tensors[i];
     auto it = stored.find(key);
     if (it == stored.end() || it->second.second == 0 ||
         bytes != it->second.second * io::dtype_size(it->second.first)) {
       model.cpu_bytes += bytes;
+      model.converted[i] = true;
       const bool fp8 = it != stored.end() && it->second.first.rfind("F8", 0) == 0;
       if (fp8) model.load_transient_bytes = std::max(model.load_transient_bytes, 8 * it->second.second);
     }

@@ -31,9 +31,13 @@ class LoadVideo : public graph::Node {
     return {video};
   }
 
-  // The decoded file stays in CPU memory, small next to the models; its size is not known
-  // before decoding, so it is not counted (docs/memory_plan.md).
-  bool plan(const graph::Values&, plan::PlanContext&) const override { return true; }
+  // The decoded frames stay in CPU memory as the VIDEO's IMAGE, sized from the file's container
+  // (hold_loaded_frames); one that declares no frame count or duration is not counted.
+  bool plan(const graph::Values& in, plan::PlanContext& plan) const override {
+    const auto extent = planned_image_input(plan, in.string("file"), /*frame_load_cap=*/0);
+    if (extent) plan.set_output(0, hold_loaded_frames(plan, *extent));
+    return true;
+  }
 };
 
 class GetVideoComponents : public graph::Node {

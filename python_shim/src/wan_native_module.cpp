@@ -403,13 +403,15 @@ py::dict run_prompt(const std::string& prompt_text, py::object progress, py::obj
 void configure(const std::optional<std::string>& models_dir,
                const std::optional<std::string>& output_dir,
                const std::optional<std::string>& input_dir, const std::string& device,
-               const std::optional<std::string>& vram, const std::optional<std::string>& reserve) {
+               const std::optional<std::string>& vram, const std::optional<std::string>& reserve,
+               const std::optional<std::string>& page_lock) {
   Session& s = session();
   device::ComputeDeviceOptions options;
   options.device = device;
   try {
     if (vram) options.vram = device::parse_size(*vram);
     if (reserve) options.reserve = device::parse_size(*reserve);
+    if (page_lock) options.page_lock = device::parse_size(*page_lock);
   } catch (const std::exception& e) {
     throw py::value_error(e.what());
   }
@@ -513,8 +515,10 @@ PYBIND11_MODULE(_wan_native, m) {
   m.def("configure", &configure, py::arg("models_dir") = py::none(),
         py::arg("output_dir") = py::none(), py::arg("input_dir") = py::none(),
         py::arg("device") = "auto", py::arg("vram") = py::none(), py::arg("reserve") = py::none(),
+        py::arg("page_lock") = py::none(),
         "Sets the run settings and creates the process's device manager (device 'auto', 'cpu', "
-        "'cuda[:N]'; vram/reserve as sizes such as '8GiB').");
+        "'cuda[:N]'; vram/reserve/page_lock as sizes such as '8GiB'; page_lock: CPU memory "
+        "`stream` may page-lock on CUDA, default half of physical memory).");
   m.def("settings", &settings, "The run settings and the compute device in use.");
   m.def("execute", &execute, py::arg("class_type"), py::arg("inputs"), py::arg("node_id") = "",
         py::arg("progress") = py::none(), py::arg("interrupt") = py::none(),

@@ -155,6 +155,23 @@ TEST(TrackingAllocator, PeakFollowsHighestAndResets) {
   EXPECT_EQ(device.bytes_peak() - base, 1 << 18);
 }
 
+// Memory another allocator holds for a pool (the page-locked buffers of `stream` on CUDA) moves
+// its count and its peak, and is never refused by a capacity.
+TEST(TrackingAllocator, ExternalBytesCountInThePoolAndItsPeak) {
+  ComputeDeviceOptions options;
+  options.device = "cpu";
+  options.vram = kGiB;
+  options.reserve = 0;
+  ComputeDevice device(options);
+  const int64_t base = device.bytes_in_use();
+  device.reset_peak();
+  TrackingAllocator::count_external(MemoryPool::kVirtual, 3 * kGiB);  // past the 1 GiB cap
+  EXPECT_EQ(device.bytes_in_use() - base, 3 * kGiB);
+  TrackingAllocator::count_external(MemoryPool::kVirtual, -3 * kGiB);
+  EXPECT_EQ(device.bytes_in_use(), base);
+  EXPECT_EQ(device.bytes_peak() - base, 3 * kGiB);
+}
+
 TEST(MemoryPoolScope, NestsAndMayEndOutOfOrder) {
   EXPECT_EQ(active_pool(), MemoryPool::kHost);
   auto outer = std::make_unique<MemoryPoolScope>(MemoryPool::kVirtual);

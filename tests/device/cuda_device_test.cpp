@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "device/cuda_backend.h"
+#include "device/block_packing.h"
 #include "device/device_manager.h"
 #include "device_test_util.h"
 #include "models/common/block_visit.h"
@@ -282,6 +283,73 @@ TEST_F(CudaDevice, StreamCopiesTheNextBlockOnASideStreamWithTheGpuOutput) {
     EXPECT_TRUE(p.device().is_cpu());
     EXPECT_TRUE(p.is_pinned());
   }
+}
+
+// `stream` page-locks each streamed block's weights in one buffer of exactly their bytes (not a
+// copy per tensor, which CUDA's host allocator would round up to powers of two), and the CPU
+// memory it holds is counted: the host pool loses the pageable originals and gains the buffers,
+// so it is unchanged, and every tensor of a block shares its buffer.
+TEST_F(CudaDevice, StreamPageLocksEachBlockInOneBufferCountedAsCpuMemory) {
+  at::NoGradGuard no_grad;
+  DeviceManager devices(on_cuda());  // installs the tracking CPU allocator first
+  auto streamed = std::make_shared<StreamNetImpl>();
+  const auto x = at::randn({64, StreamNetImpl::kWidth});
+  auto stream = devices.adopt(streamed, Placement::kStream, "streamed");
+  const int64_t host_before = ComputeDevice::host_stats().bytes_current;
+  {
+    auto lease = devices.lease(stream, "Streamed (node 1)");
+    lease.to_cpu(streamed->forward(lease.to_compute(x)));
+  }
+  torch::cuda::synchronize();
+  // The input and its output (64 x 2048 float32 each) are the only other host bytes that moved.
+  EXPECT_NEAR(static_cast<double>(ComputeDevice::host_stats().bytes_current),
+              static_cast<double>(host_before), 2.0 * 64 * StreamNetImpl::kWidth * 4 + 4096);
+  for (size_t i = 0; i < streamed->blocks_->size(); ++i) {
+    auto& linear = *streamed->blocks_[i]->as<torch::nn::Linear>();
+    EXPECT_TRUE(linear.weight.is_pinned()) << "block " << i;
+    EXPECT_FALSE(TrackingAllocator::pool_of(linear.weight).has_value()) << "block " << i;
+    EXPECT_TRUE(linear.weight.storage().is_alias_of(linear.bias.storage())) << "block " << i;
+    EXPECT_EQ(linear.weight.storage().nbytes(),
+              packed_size(StreamNetImpl::kWidth * StreamNetImpl::kWidth * 4) +
+                  packed_size(StreamNetImpl::kWidth * 4))
+        << "block " << i;
+  }
+  // The buffers go with the model, and their count with them.
+  const int64_t held = ComputeDevice::host_stats().bytes_current;
+  stream = ModelHandle();
+  streamed.reset();
+  EXPECT_EQ(ComputeDevice::host_stats().bytes_current,
+            held - StreamNetImpl::kBlocks * StreamNetImpl::kBlockBytes);
+}
+
+// --page-lock three blocks' bytes: blocks 0-2 are page-locked, the other five stay pageable
+// (their copies on the side stream are synchronous on the host), and the output is the same.
+TEST_F(CudaDevice, PageLockLimitLocksTheFirstBlocksAndTheOutputIsTheSame) {
+  at::NoGradGuard no_grad;
+  torch::manual_seed(12);
+  auto reference = std::make_shared<StreamNetImpl>();
+  auto streamed = std::make_shared<StreamNetImpl>();
+  for (size_t i = 0; i < reference->parameters().size(); ++i)
+    streamed->parameters()[i].copy_(reference->parameters()[i]);
+  const auto x = at::randn({256, StreamNetImpl::kWidth});
+  ComputeDeviceOptions options = on_cuda();
+  options.page_lock = 3 * StreamNetImpl::kBlockBytes;
+  DeviceManager devices(options);
+  auto gpu = devices.adopt(reference, Placement::kGpu, "reference");
+  auto stream = devices.adopt(streamed, Placement::kStream, "streamed");
+  at::Tensor expected, out;
+  {
+    auto lease = devices.lease(gpu, "Reference (node 1)");
+    expected = lease.to_cpu(reference->forward(lease.to_compute(x)));
+  }
+  for (int round = 0; round < 2; ++round) {
+    auto lease = devices.lease(stream, "Streamed (node 2)");
+    out = lease.to_cpu(streamed->forward(lease.to_compute(x)));
+    EXPECT_TRUE(at::equal(out, expected)) << "round " << round;
+  }
+  for (size_t i = 0; i < streamed->blocks_->size(); ++i)
+    EXPECT_EQ(streamed->blocks_[i]->as<torch::nn::Linear>()->weight.is_pinned(), i < 3)
+        << "block " << i;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "device/block_packing.h"
 #include "device/device_manager.h"
 #include "graph/executor.h"
 #include "graph/workflow_json.h"
@@ -17,6 +18,7 @@
 #include "plan/activation_estimates.h"
 #include "plan/auto_placement.h"
 #include "plan/memory_plan.h"
+#include "plan/plan_context.h"
 #include "test_util.h"
 #include "nodes/wan_nodes.h"
 
@@ -275,6 +277,64 @@ TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
     if (choice.input == "resident_blocks") {
       EXPECT_EQ(choice.value, "0") << gpu.summary;
     }
+  }
+}
+
+// Planned for a CUDA card (PlanOptions::page_locked_streaming), `stream` page-locks what
+// visits the device, block by block in one buffer each, at its first lease: Sample and every
+// node after it hold those bytes more in CPU memory (the tiny DiT's tensors are views of its
+// file, so no original is freed); the resident blocks and the other placements lock nothing.
+// The same prompt on the virtual accelerator, which does not page-lock, plans none of it.
+TEST(StreamPlacement, PlannedForCudaTheStreamedBlocksArePageLockedFromTheFirstLease) {
+  ModelsDir models;
+  const auto& registry = wan::nodes::wan_node_registry();
+  PlanOptions options;
+  options.models_dir = models.root;
+  options.device.device = "cpu";
+  options.device.reserve = 0;
+  options.device.vram = int64_t{1} << 30;
+  const auto file =
+      io::load_safetensors((models.root / "diffusion_models" / "dit_six_blocks.safetensors").string());
+  int64_t locked = 0;  // blocks 2..5, each tensor at a 64-byte boundary of its block's buffer
+  for (const auto& [key, value] : file) {
+    const std::string block = block_of(key);
+    if (!block.empty() && std::stoi(block.substr(7)) >= 2)
+      locked += device::packed_size(value.numel() * value.element_size());
+  }
+  ASSERT_GT(locked, 4 * models.block_bytes - 1);
+
+  const PlanResult pageable = plan_prompt(prompt("stream", "offload", 64, 9, 1, 2), registry, options);
+  options.page_locked_streaming = true;
+  const PlanResult cuda = plan_prompt(prompt("stream", "offload", 64, 9, 1, 2), registry, options);
+  const PlanResult gpu = plan_prompt(prompt("gpu", "offload", 64, 9, 1, 2), registry, options);
+  options.page_locked_streaming = false;
+  const PlanResult gpu_pageable = plan_prompt(prompt("gpu", "offload", 64, 9, 1, 2), registry, options);
+  ASSERT_EQ(cuda.nodes.size(), pageable.nodes.size());
+  bool after_first_lease = false;
+  int64_t peak = 0;
+  for (size_t i = 0; i < cuda.nodes.size(); ++i) {
+    SCOPED_TRACE(cuda.nodes[i].class_type);
+    after_first_lease = after_first_lease || cuda.nodes[i].class_type == "Sample";
+    const int64_t extra = after_first_lease ? locked : 0;
+    EXPECT_EQ(cuda.nodes[i].cpu_after, pageable.nodes[i].cpu_after + extra);
+    EXPECT_EQ(cuda.nodes[i].cpu_peak, pageable.nodes[i].cpu_peak + extra);
+    EXPECT_EQ(cuda.nodes[i].device_peak, pageable.nodes[i].device_peak);
+    EXPECT_EQ(gpu.nodes[i].cpu_after, gpu_pageable.nodes[i].cpu_after);
+    peak = std::max(peak, pageable.nodes[i].cpu_peak + extra);
+  }
+  EXPECT_TRUE(after_first_lease);
+  EXPECT_EQ(cuda.cpu_peak, peak);
+
+  // --page-lock: whole blocks in order while the total stays within it (two and a half blocks:
+  // two), and 0 locks nothing.
+  const int64_t one_block = locked / 4;
+  for (const auto& [limit, blocks] : std::vector<std::pair<int64_t, int64_t>>{
+           {2 * one_block + one_block / 2, 2}, {0, 0}, {locked, 4}}) {
+    options.page_locked_streaming = true;
+    options.device.page_lock = limit;
+    const PlanResult limited = plan_prompt(prompt("stream", "offload", 64, 9, 1, 2), registry, options);
+    EXPECT_EQ(limited.nodes.back().cpu_after, pageable.nodes.back().cpu_after + blocks * one_block)
+        << "--page-lock " << limit;
   }
 }
 
