@@ -245,6 +245,14 @@ class StreamNetImpl : public torch::nn::Module {
   torch::nn::ModuleList blocks_{nullptr};
 };
 
+// A second net with `net`'s weights: one for `gpu`, one for `stream`.
+std::shared_ptr<StreamNetImpl> copy_of(StreamNetImpl& net) {
+  at::NoGradGuard no_grad;
+  auto copy = std::make_shared<StreamNetImpl>();
+  for (size_t i = 0; i < net.parameters().size(); ++i) copy->parameters()[i].copy_(net.parameters()[i]);
+  return copy;
+}
+
 // `stream` on CUDA copies the next block on a side stream from page-locked memory while the
 // current one computes; the compute stream waits for the copy before the block computes. The
 // output equals `gpu` placement's bit for bit over repeated leases, every block crosses once
@@ -253,9 +261,7 @@ TEST_F(CudaDevice, StreamCopiesTheNextBlockOnASideStreamWithTheGpuOutput) {
   at::NoGradGuard no_grad;
   torch::manual_seed(11);
   auto reference = std::make_shared<StreamNetImpl>();
-  auto streamed = std::make_shared<StreamNetImpl>();
-  for (size_t i = 0; i < reference->parameters().size(); ++i)
-    streamed->parameters()[i].copy_(reference->parameters()[i]);
+  auto streamed = copy_of(*reference);
   const auto x = at::randn({512, StreamNetImpl::kWidth});
   DeviceManager devices(on_cuda());
   auto gpu = devices.adopt(reference, Placement::kGpu, "reference");
@@ -328,9 +334,7 @@ TEST_F(CudaDevice, PageLockLimitLocksTheFirstBlocksAndTheOutputIsTheSame) {
   at::NoGradGuard no_grad;
   torch::manual_seed(12);
   auto reference = std::make_shared<StreamNetImpl>();
-  auto streamed = std::make_shared<StreamNetImpl>();
-  for (size_t i = 0; i < reference->parameters().size(); ++i)
-    streamed->parameters()[i].copy_(reference->parameters()[i]);
+  auto streamed = copy_of(*reference);
   const auto x = at::randn({256, StreamNetImpl::kWidth});
   ComputeDeviceOptions options = on_cuda();
   options.page_lock = 3 * StreamNetImpl::kBlockBytes;

@@ -85,6 +85,16 @@ json prompt(const std::string& dit_placement, const std::string& t5_placement,
   return trimmed;
 }
 
+// Planning `models` for the CPU as a 1 GiB card with no reserve.
+PlanOptions one_gib_plan(const ModelsDir& models) {
+  PlanOptions options;
+  options.models_dir = models.root;
+  options.device.device = "cpu";
+  options.device.reserve = 0;
+  options.device.vram = int64_t{1} << 30;
+  return options;
+}
+
 struct Run {
   json ledger;
   at::Tensor latent;
@@ -96,11 +106,7 @@ struct Run {
 Run run(const ModelsDir& models, const std::string& dit_placement,
         const std::string& t5_placement = "offload", int64_t side = 64, int64_t frames = 9,
         int64_t steps = 1, int64_t resident = 0) {
-  PlanOptions options;
-  options.models_dir = models.root;
-  options.device.device = "cpu";
-  options.device.reserve = 0;
-  options.device.vram = int64_t{1} << 30;
+  PlanOptions options = one_gib_plan(models);
   Run r;
   r.plan = plan_prompt(prompt(dit_placement, t5_placement, side, frames, steps, resident),
                        wan::nodes::wan_node_registry(), options);
@@ -251,11 +257,7 @@ TEST(StreamPlacement, ResidentBlocksStayInForTheLeaseWithTheSameLatentAsGpu) {
 TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
   ModelsDir models;
   const auto& registry = wan::nodes::wan_node_registry();
-  PlanOptions options;
-  options.models_dir = models.root;
-  options.device.device = "cpu";
-  options.device.reserve = 0;
-  options.device.vram = int64_t{1} << 30;
+  PlanOptions options = one_gib_plan(models);
   const PlanResult streamed = plan_prompt(prompt("stream", "offload"), registry, options);
   ASSERT_TRUE(streamed.fits);
   options.device.vram = streamed.device_peak + 3 * models.block_bytes;
@@ -288,11 +290,7 @@ TEST(StreamPlacement, AutoResidentBlocksAreTheMostThatFit) {
 TEST(StreamPlacement, PlannedForCudaTheStreamedBlocksArePageLockedFromTheFirstLease) {
   ModelsDir models;
   const auto& registry = wan::nodes::wan_node_registry();
-  PlanOptions options;
-  options.models_dir = models.root;
-  options.device.device = "cpu";
-  options.device.reserve = 0;
-  options.device.vram = int64_t{1} << 30;
+  PlanOptions options = one_gib_plan(models);
   const auto file =
       io::load_safetensors((models.root / "diffusion_models" / "dit_six_blocks.safetensors").string());
   int64_t locked = 0;  // blocks 2..5, each tensor at a 64-byte boundary of its block's buffer
