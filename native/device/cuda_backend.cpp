@@ -138,7 +138,13 @@ void wait_for_copies(const std::shared_ptr<void>& copies_done, int index,
 at::Tensor page_locked_buffer(int64_t bytes) {
   ensure_allocator();
   void* data = nullptr;
-  C10_CUDA_CHECK(cudaHostAlloc(&data, static_cast<size_t>(bytes), cudaHostAllocDefault));
+  const cudaError_t rc = cudaHostAlloc(&data, static_cast<size_t>(bytes), cudaHostAllocDefault);
+  if (rc != cudaSuccess) {
+    // Clears the error, or the next kernel launch check would report it as its own.
+    (void)cudaGetLastError();
+    throw Error("cannot page-lock " + format_bytes(bytes) + " of CPU memory (" +
+                cudaGetErrorString(rc) + ")");
+  }
   TrackingAllocator::count_external(MemoryPool::kHost, bytes);
   return at::from_blob(
       data, {bytes},
