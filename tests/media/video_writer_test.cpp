@@ -181,6 +181,14 @@ TEST(SaveMp4, RoundTripWithinPsnrAndCarriesMetadataTags) {
   std::cout << "H.264 CRF 23 PSNR " << p << " dB\n";
   EXPECT_GE(p, 30.0);  // stated tolerance: PSNR >= 30 dB
   EXPECT_EQ(load_video(dir / "clip.mp4", 3).size(0), 3);
+  // The planner's view of the file, from the container without decoding: what load_video gave.
+  const auto extent = probe_video(dir / "clip.mp4");
+  ASSERT_TRUE(extent.has_value());
+  EXPECT_TRUE(extent->video_file);
+  EXPECT_EQ(extent->frames, 9);
+  EXPECT_EQ(extent->height, 48);
+  EXPECT_EQ(extent->width, 64);
+  EXPECT_EQ(probe_video(dir / "clip.mp4", 3)->frames, 3);
 
   AVFormatContext* fmt = nullptr;
   ASSERT_EQ(avformat_open_input(&fmt, (dir / "clip.mp4").c_str(), nullptr, nullptr), 0);
