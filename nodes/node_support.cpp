@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -89,9 +90,30 @@ std::optional<media::ImageExtent> planned_image_input(const plan::PlanContext& p
       spdlog::warn("memory plan: {}: {}; its frames are not counted", plan.node_label(), why);
   };
   try {
-    if (!frame_load_cap) return media::probe_image(path);
-    auto extent = media::probe_video(path, *frame_load_cap);
+    // Placement auto plans a prompt dozens of times: each input's headers are read once while
+    // its files (the file, or the frames a folder or glob matches) keep their sizes and times.
+    std::string stamp = std::to_string(frame_load_cap.value_or(-1));
+    std::vector<std::string> files = media::list_frame_files(path);
+    if (files.empty()) files.push_back(path);
+    for (const auto& file : files) {
+      std::error_code ec;
+      const auto size = std::filesystem::file_size(file, ec);
+      const auto time = std::filesystem::last_write_time(file, ec);
+      stamp += "|" + file + ":" + std::to_string(ec ? 0 : size) + ":" +
+               std::to_string(ec ? 0 : time.time_since_epoch().count());
+    }
+    static std::mutex cache_mutex;
+    static std::map<std::string, std::pair<std::string, std::optional<media::ImageExtent>>> cache;
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      const auto hit = cache.find(path);
+      if (hit != cache.end() && hit->second.first == stamp) return hit->second.second;
+    }
+    std::optional<media::ImageExtent> extent =
+        frame_load_cap ? media::probe_video(path, *frame_load_cap) : media::probe_image(path);
     if (!extent) warn_once(path + ": the video declares no frame count or duration");
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    cache[path] = {stamp, extent};
     return extent;
   } catch (const std::exception& e) {
     warn_once(e.what());

@@ -89,7 +89,8 @@ PlanResult plan_prompt(const nlohmann::json& api_prompt, const graph::NodeRegist
   }
   PlanContext p(options.models_dir, options.preset, accelerator, device_name, capacity);
   p.set_input_folders(options.input_dir, options.output_dir);
-  p.set_page_lock(options.page_locked_streaming.value_or(cuda), options.device.page_lock.value_or(device::default_page_lock()));
+  if (options.page_locked_streaming.value_or(cuda))
+    p.set_page_lock_limit(options.device.page_lock.value_or(device::default_page_lock()));
 
   PlanResult result;
   result.device_name = device_name;

@@ -159,7 +159,7 @@ bool PlanContext::lease(ModelPlan& m, int64_t act, const std::string& what,
     if (oom_) return false;
   }
   const bool on_dev = computes_on_device(m);
-  if (on_dev && streams(m) && page_locks_streamed_blocks_ && !m.page_locked) page_lock_streamed_blocks(m);
+  if (on_dev && streams(m) && !m.page_locked) page_lock_streamed_blocks(m);
   if (on_dev && streams(m)) {
     // The visited block and the one brought in ahead of it (taken as the largest).
     const int64_t streamed = m.blocks - m.resident_blocks;

@@ -118,15 +118,10 @@ class PlanContext {
     input_dir_ = std::move(input_dir);
     output_dir_ = std::move(output_dir);
   }
-  // Whether `stream` page-locks the streamed blocks in CPU memory at a model's first lease, as
-  // the device manager does on CUDA (so their copies overlap compute): held from then on, whole
-  // blocks in order while the process's total stays within `limit` (-1: no limit; the device
-  // manager's default is device::default_page_lock()).
-  void set_page_lock(bool on, int64_t limit = -1) {
-    page_locks_streamed_blocks_ = on;
-    page_lock_limit_ = limit;
-  }
-  bool page_locks_streamed_blocks() const { return page_locks_streamed_blocks_; }
+  // What `stream` page-locks in CPU memory at a model's first lease, as the device manager does
+  // on CUDA (so their copies overlap compute): held from then on, whole blocks in order while
+  // the process's total stays within `limit` (0, the default: nothing, as off CUDA; -1: no limit).
+  void set_page_lock_limit(int64_t limit) { page_lock_limit_ = limit; }
   bool accelerator() const { return accelerator_; }
   const std::string& device_name() const { return device_name_; }
   const std::string& node_label() const { return label_; }  // "Sample (node 7)"
@@ -190,8 +185,7 @@ class PlanContext {
   std::filesystem::path input_dir_, output_dir_;
   std::string preset_;
   bool accelerator_ = false;
-  bool page_locks_streamed_blocks_ = false;
-  int64_t page_lock_limit_ = -1, page_locked_ = 0;
+  int64_t page_lock_limit_ = 0, page_locked_ = 0;
   std::string device_name_;
   int64_t capacity_ = -1;
 
